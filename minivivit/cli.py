@@ -1,0 +1,54 @@
+"""The `minivivit` command line (also `python -m minivivit`).
+
+Each subcommand lives in minivivit/commands/<name>.py with `add_parser(subparsers)` and `run(args)`;
+this list names them in the order `--help` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ["demo", "classify", "attention", "convert", "debug", "bench"]
+
+
+def _command_modules():
+    for name in COMMANDS:
+        try:
+            yield name, importlib.import_module(f"minivivit.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"minivivit.commands.{name}":
+                raise
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="minivivit",
+        description="ViViT video transformer in NumPy/Numba: classify clips, convert HF checkpoints, "
+        "draw attention, debug a port layer by layer. Run `minivivit COMMAND --help` for details.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    modules = {}
+    for name, module in _command_modules():
+        module.add_parser(sub)
+        modules[name] = module
+    return parser, modules
+
+
+def main(argv=None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return modules[args.command].run(args) or 0
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError, NotImplementedError, RuntimeError) as e:
+        print(f"minivivit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"minivivit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

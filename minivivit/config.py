@@ -1,0 +1,128 @@
+"""ViViTConfig: the one frozen dataclass that describes a ViViT model.
+
+Field names and defaults are those of HF `transformers.VivitConfig` for the checkpoint
+`google/vivit-b-16x2-kinetics400` (ViViT-B, 16x2 tubelets, Kinetics-400 head). `from_hf_dict` and
+`to_hf_dict` read and write HF's `config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ViViTConfig:
+    image_size: int | tuple[int, int] = 224  # frame height = width in pixels (or (height, width))
+    num_frames: int = 32  # frames per clip
+    tubelet_size: tuple[int, int, int] = (2, 16, 16)  # (frames, rows, cols) of one tubelet
+    num_channels: int = 3  # RGB
+    hidden_size: int = 768  # D, the width of every token
+    num_hidden_layers: int = 12  # L, encoder blocks
+    num_attention_heads: int = 12  # heads per block; head_dim = D / heads
+    intermediate_size: int = 3072  # MLP hidden width
+    hidden_act: str = "gelu_fast"  # MLP activation (see layers.ACTIVATIONS)
+    hidden_dropout_prob: float = 0.0  # training only; ignored at inference
+    attention_probs_dropout_prob: float = 0.0  # training only; ignored at inference
+    initializer_range: float = 0.02  # training only; kept so config.json round-trips
+    layer_norm_eps: float = 1e-6  # epsilon of every LayerNorm
+    qkv_bias: bool = True  # whether the Q/K/V projections have a bias
+    pooler_output_size: int | None = None  # pooler width (VivitModel only); None means hidden_size
+    pooler_act: str = "tanh"  # pooler activation (HF v5 field; v4 always used tanh)
+    num_labels: int = 400  # classifier outputs (Kinetics-400)
+    id2label: dict[int, str] | None = field(default=None, compare=False)  # None -> LABEL_i
+    label2id: dict[str, int] | None = field(default=None, compare=False)  # None -> inverse of id2label
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("tubelet_size", tuple(int(s) for s in self.tubelet_size))
+        if isinstance(self.image_size, (list, tuple)):
+            set_("image_size", tuple(int(s) for s in self.image_size))
+        if self.pooler_output_size is None:
+            set_("pooler_output_size", self.hidden_size)
+        id2label = self.id2label
+        if id2label is None:
+            id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        id2label = {int(k): str(v) for k, v in id2label.items()}
+        set_("id2label", id2label)
+        if self.label2id is None:
+            set_("label2id", {v: k for k, v in id2label.items()})
+        self.validate()
+
+    def validate(self):
+        """Raise ValueError with a clear message if the numbers cannot describe a ViViT."""
+        if len(self.tubelet_size) != 3 or min(self.tubelet_size) < 1:
+            raise ValueError(f"tubelet_size must be 3 positive ints (frames, rows, cols); got {self.tubelet_size}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be divisible by num_attention_heads="
+                f"{self.num_attention_heads} (head_dim = hidden_size / heads)"
+            )
+        h, w = self.image_hw
+        tt, ph, pw = self.tubelet_size
+        if self.num_frames < tt or h < ph or w < pw:
+            raise ValueError(
+                f"a clip of {self.num_frames}x{h}x{w} is smaller than one tubelet {self.tubelet_size}"
+            )
+
+    # ---- derived sizes -------------------------------------------------------------------
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(height, width) of a frame."""
+        s = self.image_size
+        return (s, s) if isinstance(s, int) else (s[0], s[1])
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """(t, h, w): tubelets along time, rows and columns. ViViT-B: (16, 14, 14)."""
+        tt, ph, pw = self.tubelet_size
+        h, w = self.image_hw
+        return (self.num_frames // tt, h // ph, w // pw)
+
+    @property
+    def num_patches(self) -> int:
+        """Number of tubelet tokens, t*h*w (3136 for ViViT-B); the sequence has one more (CLS)."""
+        t, h, w = self.grid
+        return t * h * w
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    # ---- HF config.json ------------------------------------------------------------------
+    @classmethod
+    def from_hf_dict(cls, d: dict) -> "ViViTConfig":
+        """Build from an HF `config.json` dict; unknown HF keys (architectures, dtype, ...) are ignored."""
+        d = dict(d)
+        if d.get("model_type", "vivit") != "vivit":
+            raise ValueError(f"config.json has model_type={d['model_type']!r}; expected 'vivit'")
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        if "id2label" in kwargs and "num_labels" not in kwargs and kwargs["id2label"]:
+            kwargs["num_labels"] = len(kwargs["id2label"])
+        return cls(**kwargs)
+
+    def to_hf_dict(self) -> dict:
+        """The dict HF `VivitConfig(**d)` accepts and `config.json` stores (id2label keys as str)."""
+        d = asdict(self)
+        d["tubelet_size"] = list(self.tubelet_size)
+        if isinstance(self.image_size, tuple):
+            d["image_size"] = list(self.image_size)
+        d["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        d["model_type"] = "vivit"
+        return d
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> "ViViTConfig":
+        with open(path, encoding="utf-8") as f:
+            return cls.from_hf_dict(json.load(f))
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_hf_dict(), indent=2, sort_keys=True)
+
+    def replace(self, **changes) -> "ViViTConfig":
+        """A copy with some fields changed (the dataclass is frozen)."""
+        if "num_labels" in changes and "id2label" not in changes:
+            changes.update(id2label=None, label2id=None)
+        return replace(self, **changes)

@@ -1,0 +1,221 @@
+"""NumPy reference layers: the specification every fast kernel is tested against.
+
+Every function is plain NumPy, one idea each, with the shape on every line that changes it.
+Letters used in shape comments throughout minivivit:
+
+    B  batch            T  frames          C  channels (3)     H, W  frame height / width
+    tt, ph, pw  tubelet size (frames, rows, cols)   t, h, w  tubelet grid (T/tt, H/ph, W/pw)
+    P  = t*h*w  tubelet tokens                      N  = P + 1 tokens (CLS first)
+    D  hidden size      nh  heads          d  = D / nh head size      F  MLP width
+    K  = tt*ph*pw*C  values in one tubelet
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Tubelet embedding: HF's Conv3d(kernel = stride = tubelet) written as patchify + matmul.
+# ---------------------------------------------------------------------------------------------
+
+
+def patchify(pixel_values: np.ndarray, tubelet: tuple[int, int, int]) -> np.ndarray:
+    """Cut a clip into tubelets, one row per token, in HF's Conv3d flatten order.
+
+    Token j covers frames [ti*tt, (ti+1)*tt), rows [yi*ph, ...), cols [xi*pw, ...) where
+    ti = j // (h*w), yi = (j % (h*w)) // w, xi = j % w. Inside a row, values are ordered
+    (frame, row, col, channel). Frames/pixels that do not fill a whole tubelet are dropped,
+    exactly as a strided Conv3d drops them.
+    """
+    B, T, C, H, W = pixel_values.shape
+    tt, ph, pw = tubelet
+    t, h, w = T // tt, H // ph, W // pw
+    x = pixel_values[:, : t * tt, :, : h * ph, : w * pw]  # [B, t*tt, C, h*ph, w*pw]
+    x = x.reshape(B, t, tt, C, h, ph, w, pw)  # split each axis into (grid, inside-tubelet)
+    x = x.transpose(0, 1, 4, 6, 2, 5, 7, 3)  # [B, t, h, w, tt, ph, pw, C]
+    return x.reshape(B, t * h * w, tt * ph * pw * C)  # [B, P, K]
+
+
+def tubelet_embed(pixel_values, w, b, tubelet):
+    """[B, T, C, H, W] -> [B, P, D]: one linear projection per tubelet (= Conv3d, stride = kernel)."""
+    return patchify(pixel_values, tubelet) @ w + b  # [B, P, K] @ [K, D] -> [B, P, D]
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear, LayerNorm, activations
+# ---------------------------------------------------------------------------------------------
+
+
+def linear(x, w, b=None, residual=None):
+    """y = x @ w + b (+ residual). w is stored [in, out], so no transpose is needed."""
+    y = x @ w  # [..., in] -> [..., out]
+    if b is not None:
+        y = y + b
+    if residual is not None:
+        y = y + residual
+    return y
+
+
+def layer_norm(x, g, b, eps):
+    """LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * g + b (biased variance, as torch)."""
+    mean = x.mean(axis=-1, keepdims=True)  # [..., 1]
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # [..., 1]
+    return (x - mean) / np.sqrt(var + eps) * g + b
+
+
+def erfc_abs(z):
+    """erfc(|z|) = 1 - erf(|z|). NumPy has no erf, so: float64 uses math.erfc element-wise (exact,
+    slow, for teaching sizes); float32 uses Numerical Recipes' erfc fit (relative error < 1.2e-7,
+    about float32 rounding), written out so there is no hidden library call."""
+    z = np.abs(z)
+    if z.dtype == np.float64:
+        return np.vectorize(math.erfc, otypes=[np.float64])(z)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
+        0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    return (t * np.exp(-z * z + poly)).astype(z.dtype, copy=False)
+
+
+def erf(x):
+    """Error function, from erfc_abs: erf(x) = sign(x) (1 - erfc(|x|))."""
+    return np.sign(x) * (1.0 - erfc_abs(x))
+
+
+def gelu(x):
+    """Exact GELU, x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); HF 'gelu' / 'gelu_python'.
+    Written with erfc so that 1 + erf(u) does not cancel for negative x: 1 + erf(u) = erfc(|u|)
+    when u < 0 and 2 - erfc(u) when u >= 0."""
+    c = erfc_abs(x * np.asarray(1 / math.sqrt(2.0), dtype=x.dtype))  # erfc(|x| / sqrt 2)
+    return 0.5 * x * np.where(x >= 0, 2.0 - c, c)
+
+
+def gelu_tanh(x):
+    """Tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); HF 'gelu_new',
+    'gelu_pytorch_tanh', 'gelu_accurate', 'gelu_python_tanh'."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def gelu_fast(x):
+    """ViViT's default: the same tanh approximation with the constant rounded to 0.7978845608."""
+    return 0.5 * x * (1.0 + np.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x), written so that neither branch overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def quick_gelu(x):
+    """x * sigmoid(1.702 x); HF 'quick_gelu'."""
+    return x * sigmoid(1.702 * x)
+
+
+def silu(x):
+    """x * sigmoid(x); HF 'silu' and 'swish'."""
+    return x * sigmoid(x)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def selu(x):
+    """Scaled ELU (Klambauer et al. 2017), torch.nn.functional.selu's constants.
+    HF's docs list it for ViViT, but transformers' ACT2FN has no 'selu': HF cannot build such a model."""
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    return scale * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def softplus(x):
+    """log(1 + e^x) without overflow."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+ACTIVATIONS = {  # hidden_act name -> function; every name HF's ACT2FN accepts that has no weights
+    "gelu": gelu,
+    "gelu_python": gelu,
+    "gelu_10": lambda x: np.clip(gelu(x), -10, 10),
+    "gelu_fast": gelu_fast,
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
+    "gelu_python_tanh": gelu_tanh,
+    "gelu_accurate": gelu_tanh,
+    "quick_gelu": quick_gelu,
+    "silu": silu,
+    "swish": silu,
+    "relu": relu,
+    "relu2": lambda x: relu(x) ** 2,
+    "relu6": lambda x: np.clip(x, 0, 6),
+    "leaky_relu": lambda x: np.where(x >= 0, x, 0.01 * x),
+    "selu": selu,
+    "sigmoid": sigmoid,
+    "tanh": np.tanh,
+    "linear": lambda x: x,
+    "mish": lambda x: x * np.tanh(softplus(x)),
+    "hardswish": lambda x: x * np.clip(x + 3, 0, 6) / 6,
+    "laplace": lambda x: 0.5 * (1.0 + erf((x - 0.707107) / (0.282095 * math.sqrt(2.0)))),
+    "sqrtsoftplus": lambda x: np.sqrt(softplus(x)),
+}
+
+
+def activation(x, name):
+    """Apply the activation called `name` (HF's hidden_act spelling)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown hidden_act {name!r}; minivivit knows {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name](x).astype(x.dtype, copy=False)
+
+
+def linear_act(x, w, b, name):
+    """act(x @ w + b): the MLP's first layer and its activation (fused in the fast backends)."""
+    return activation(linear(x, w, b), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention
+# ---------------------------------------------------------------------------------------------
+
+
+def split_heads(x, num_heads):
+    """[B, N, D] -> [B, nh, N, d]."""
+    B, N, D = x.shape
+    return x.reshape(B, N, num_heads, D // num_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    """[B, nh, N, d] -> [B, N, D]."""
+    B, nh, N, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, N, nh * d)
+
+
+def softmax(x):
+    """Softmax over the last axis, max-subtracted so that huge logits do not overflow."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention_scores(q, k):
+    """Scaled dot products Q K^T / sqrt(d): [B, nh, N, d] x2 -> [B, nh, N, N]."""
+    d = q.shape[-1]
+    return (q @ k.swapaxes(-1, -2)) * np.asarray(d**-0.5, dtype=q.dtype)
+
+
+def attention(q, k, v, num_heads, head_mask=None, probs=None):
+    """Multi-head scaled dot-product attention (Vaswani et al. eq. 1), no mask, no dropout.
+
+    q, k, v: [B, N, D] (already projected). head_mask: [nh] multiplies each head's probabilities
+    (as HF v4 did). probs: None, "full" (return [B, nh, N, N]) or "cls" (return only the CLS query
+    row [B, nh, N]). Returns (context [B, N, D], probabilities or None).
+    """
+    q, k, v = (split_heads(a, num_heads) for a in (q, k, v))  # [B, nh, N, d] each
+    p = softmax(attention_scores(q, k))  # [B, nh, N, N]
+    if head_mask is not None:
+        p = p * head_mask[None, :, None, None].astype(p.dtype)
+    context = merge_heads(p @ v)  # [B, nh, N, N] @ [B, nh, N, d] -> [B, N, D]
+    if probs == "full":
+        return context, p
+    if probs == "cls":
+        return context, np.ascontiguousarray(p[:, :, 0, :])  # [B, nh, N]
+    return context, None

@@ -1,0 +1,153 @@
+"""minivivit's weight format and the nested params structure.
+
+params (the argument names of model.py's functions; w is stored [in, out]):
+
+    embed:  proj {w [K, D], b [D]}, cls [D], pos [N, D]      K = tt*ph*pw*C, order (frame, row, col, channel)
+    blocks: list of L dicts
+        ln1 {g, b} [D]
+        attn  q {w [D, D], b [D] (only with qkv_bias)}, k {...}, v {...}, o {w [D, D], b [D]}
+        ln2 {g, b} [D]
+        mlp   fc1 {w [D, F], b [F]}, fc2 {w [F, D], b [D]}
+    norm:   {g, b} [D]
+    pooler: {w [D, D'], b [D']}        only for a base model with a pooling layer (VivitModel)
+    head:   {w [D, num_labels], b}     only for a classifier (VivitForVideoClassification)
+
+The file is one .safetensors with flat keys (`blocks.3.attn.q.w`) and the config JSON (labels
+included) in its metadata under "minivivit_config". Loading is strict: every expected key present,
+every shape checked, unknown keys reported by name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .config import ViViTConfig
+from .fileio import atomic_output
+
+FORMAT_KEY = "minivivit_config"
+
+
+def flatten_params(params, prefix="") -> dict[str, np.ndarray]:
+    """{'blocks': [{'ln1': {'g': a}}]} -> {'blocks.0.ln1.g': a}."""
+    items = params.items() if isinstance(params, dict) else enumerate(params)
+    flat = {}
+    for k, v in items:
+        key = f"{prefix}{k}"
+        if isinstance(v, (dict, list)):
+            flat.update(flatten_params(v, key + "."))
+        else:
+            flat[key] = v
+    return flat
+
+
+def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
+    """Inverse of flatten_params; numeric path parts become list indices."""
+    root: dict = {}
+    for key, value in flat.items():
+        node = root
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+    def listify(node):
+        if not isinstance(node, dict):
+            return node
+        node = {k: listify(v) for k, v in node.items()}
+        if node and all(k.isdigit() for k in node):
+            return [node[str(i)] for i in range(len(node))]
+        return node
+
+    return listify(root)
+
+
+def map_params(fn, params):
+    """Apply fn to every array, keeping the nesting."""
+    if isinstance(params, dict):
+        return {k: map_params(fn, v) for k, v in params.items()}
+    if isinstance(params, list):
+        return [map_params(fn, v) for v in params]
+    return fn(params)
+
+
+def expected_shapes(config: ViViTConfig, head: bool, pooler: bool) -> dict[str, tuple]:
+    """Every flat key a model with this config must have, with its shape."""
+    D, F = config.hidden_size, config.intermediate_size
+    tt, ph, pw = config.tubelet_size
+    shapes = {
+        "embed.proj.w": (tt * ph * pw * config.num_channels, D),
+        "embed.proj.b": (D,),
+        "embed.cls": (D,),
+        "embed.pos": (config.num_patches + 1, D),
+        "norm.g": (D,),
+        "norm.b": (D,),
+    }
+    for i in range(config.num_hidden_layers):
+        p = f"blocks.{i}."
+        for name in ("ln1", "ln2"):
+            shapes[p + name + ".g"] = shapes[p + name + ".b"] = (D,)
+        for name in ("q", "k", "v", "o"):
+            shapes[p + f"attn.{name}.w"] = (D, D)
+            if name == "o" or config.qkv_bias:
+                shapes[p + f"attn.{name}.b"] = (D,)
+        shapes.update({p + "mlp.fc1.w": (D, F), p + "mlp.fc1.b": (F,), p + "mlp.fc2.w": (F, D), p + "mlp.fc2.b": (D,)})
+    if pooler:
+        shapes.update({"pooler.w": (D, config.pooler_output_size), "pooler.b": (config.pooler_output_size,)})
+    if head:
+        shapes.update({"head.w": (D, config.num_labels), "head.b": (config.num_labels,)})
+    return shapes
+
+
+def check_params(flat: dict[str, np.ndarray], config: ViViTConfig, source: str = "weights") -> None:
+    """Strict check of flat params against the config; one error listing every problem."""
+    head, pooler = "head.w" in flat, "pooler.w" in flat
+    expected = expected_shapes(config, head=head, pooler=pooler)
+    problems = []
+    for key, shape in expected.items():
+        if key not in flat:
+            problems.append(f"missing key {key!r} (expected shape {shape})")
+        elif tuple(flat[key].shape) != shape:
+            problems.append(f"key {key!r} has shape {tuple(flat[key].shape)}, expected {shape}")
+    for key in flat:
+        if key not in expected:
+            problems.append(f"unknown key {key!r} with shape {tuple(flat[key].shape)}")
+    if problems:
+        raise ValueError(f"{source} do not fit the config ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+
+
+def save(path, params: dict, config: ViViTConfig, overwrite: bool = False) -> Path:
+    """Write params + config to a minivivit .safetensors file, atomically."""
+    from safetensors.numpy import save_file
+
+    flat = {k: np.ascontiguousarray(v) for k, v in flatten_params(params).items()}
+    check_params(flat, config, source="params to save")
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        save_file(flat, str(tmp), metadata={FORMAT_KEY: config.to_json_string(), "format": "np"})
+    return Path(path)
+
+
+def load_file(path, dtype=np.float32) -> tuple[dict, ViViTConfig]:
+    """Read a minivivit .safetensors file -> (nested params, config). Strict; raises ValueError."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weights file: {path}")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata() or {}
+            if FORMAT_KEY not in meta:
+                raise ValueError(
+                    f"{path} is a safetensors file but not a minivivit one (no {FORMAT_KEY!r} metadata). "
+                    f"If it is an HF checkpoint, convert it: minivivit convert DIR_OR_FILE out.safetensors"
+                )
+            flat = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e}); is it truncated or of another format?") from e
+    config = ViViTConfig.from_hf_dict(json.loads(meta[FORMAT_KEY]))
+    check_params(flat, config, source=str(path))
+    flat = {k: v.astype(dtype, copy=False) for k, v in flat.items()}
+    return unflatten_params(flat), config
