@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import convert as _convert_pkg  # noqa: F401 (import the subpackage first, so `def convert` below keeps the name)
 from .config import ViViTConfig
 from .model import Model, ViViTOutput
 

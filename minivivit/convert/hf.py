@@ -160,7 +160,11 @@ def read_weights_file(path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"no such weights file: {path}")
     if path.name.endswith(".index.json"):  # sharded: {"weight_map": {name: shard file}}
-        shard_names = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+        try:
+            shard_names = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path} is not a shard index: expected JSON with a \"weight_map\" of "
+                             f"{{tensor name: shard file}} ({type(e).__name__}: {e})") from e
         state = {}
         for shard in shard_names:
             state.update(read_weights_file(path.parent / shard))

@@ -36,8 +36,10 @@ STORAGE_DTYPES = {  # torch storage class name -> numpy dtype of its bytes
 }
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle names something outside the allow-list; nothing from it was executed."""
+class UnsafePickleError(pickle.UnpicklingError, ValueError):
+    """The pickle names something outside the allow-list; nothing from it was executed.
+
+    Also a ValueError, so callers (and the CLI) that report bad input files catch it."""
 
 
 class _StorageType:
@@ -46,15 +48,22 @@ class _StorageType:
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, *rest):
+    """(storage, offset, size, stride) -> an owned NumPy copy of that view, checked to lie inside the storage."""
+    if not (isinstance(storage, tuple) and len(storage) == 2 and isinstance(storage[0], np.ndarray)):
+        raise ValueError(f"a tensor's storage is a {type(storage).__name__}, not a storage record")
     array, is_bf16 = storage
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride) or not all(type(v) is int and v >= 0 for v in (storage_offset, *size, *stride)):
+        # torch only writes non-negative ints here; anything else would make as_strided read outside the buffer
+        raise ValueError(f"invalid tensor view: offset {storage_offset!r}, size {size!r}, stride {stride!r}")
     itemsize = array.itemsize
     needed = storage_offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1 if all(size) else 0
     if needed > array.size:
-        raise ValueError(f"tensor of size {tuple(size)} needs {needed} elements but its storage has {array.size}")
+        raise ValueError(f"tensor of size {size} needs {needed} elements but its storage has {array.size}")
     view = np.lib.stride_tricks.as_strided(
         array[storage_offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride), writeable=False
     )
-    out = np.array(view)  # an owned, contiguous copy
+    out = np.array(view).astype(array.dtype.newbyteorder("="), copy=False)  # an owned, contiguous, native copy
     if is_bf16:
         out = (out.astype(np.uint32) << 16).view(np.float32)
     return out
@@ -73,9 +82,10 @@ ALLOWED = {
 
 
 class _AllowListUnpickler(pickle.Unpickler):
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, byteorder: str = "little"):
         super().__init__(file)
         self.archive, self.prefix = archive, prefix
+        self.byteorder = {"little": "<", "big": ">"}[byteorder]
 
     def find_class(self, module, name):
         if (module, name) not in ALLOWED:
@@ -91,7 +101,7 @@ class _AllowListUnpickler(pickle.Unpickler):
             raise UnsafePickleError(f"unexpected persistent id {pid!r} in a PyTorch state dict")
         storage_type, key = pid[1], pid[2]
         raw = self.archive.read(f"{self.prefix}data/{key}")
-        dtype = STORAGE_DTYPES[storage_type.name]
+        dtype = np.dtype(STORAGE_DTYPES[storage_type.name]).newbyteorder(self.byteorder)
         return np.frombuffer(raw, dtype=dtype), storage_type.name == "BFloat16Storage"
 
 
@@ -109,8 +119,13 @@ def load_torch_state_dict(path) -> dict[str, np.ndarray]:
             if len(pkl) != 1:
                 raise ValueError(f"{path}: expected one data.pkl in the archive, found {len(pkl)}")
             prefix = pkl[0][: -len("data.pkl")]
+            byteorder = "little"  # recent torch writes <prefix>byteorder; files without it are little-endian
+            if f"{prefix}byteorder" in archive.namelist():
+                byteorder = archive.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
+            if byteorder not in ("little", "big"):
+                raise ValueError(f"unknown byteorder {byteorder!r}; expected 'little' or 'big'")
             with archive.open(pkl[0]) as f:
-                state = _AllowListUnpickler(f, archive, prefix).load()
+                state = _AllowListUnpickler(f, archive, prefix, byteorder).load()
     except UnsafePickleError:
         raise
     except (zipfile.BadZipFile, EOFError, KeyError, pickle.UnpicklingError, TypeError, ValueError) as e:
