@@ -118,14 +118,19 @@ def check_params(flat: dict[str, np.ndarray], config: ViViTConfig, source: str =
         raise ValueError(f"{source} do not fit the config ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
 
 
-def save(path, params: dict, config: ViViTConfig, overwrite: bool = False) -> Path:
-    """Write params + config to a minivivit .safetensors file, atomically."""
+def save(path, params: dict, config: ViViTConfig, overwrite: bool = False,
+         preprocessor_config: dict | None = None) -> Path:
+    """Write params + config (and HF's preprocessor_config.json, if given) to a minivivit .safetensors file,
+    atomically."""
     from safetensors.numpy import save_file
 
     flat = {k: np.ascontiguousarray(v) for k, v in flatten_params(params).items()}
     check_params(flat, config, source="params to save")
     with atomic_output(path, overwrite=overwrite) as tmp:
-        save_file(flat, str(tmp), metadata={FORMAT_KEY: config.to_json_string(), "format": "np"})
+        metadata = {FORMAT_KEY: config.to_json_string(), "format": "np"}
+        if preprocessor_config is not None:
+            metadata["preprocessor_config"] = json.dumps(preprocessor_config, sort_keys=True)
+        save_file(flat, str(tmp), metadata=metadata)
     return Path(path)
 
 
