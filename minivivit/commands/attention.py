@@ -1,0 +1,148 @@
+"""`minivivit attention VIDEO --out FILE.gif|.png [--weights W] [--layer L] [--head H|mean] [--method raw|rollout]`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "attention",
+        help="draw where the model looks: CLS attention or rollout over the clip (GIF or PNG/SVG)",
+        description=(
+            "Decode VIDEO, sample and preprocess it as `minivivit classify` does (the model's number of frames, "
+            "resized and cropped to its frame size), run the model and draw the CLS token's attention over the "
+            "frames the model saw. --method raw shows one layer's CLS attention row (one head, or the heads "
+            "combined); --method rollout shows attention rollout (Abnar & Zuidema 2020) through layers "
+            "--start-layer..--layer, computed one layer at a time so that it fits in memory even for ViViT-B. "
+            "Tubelets are drawn as the sharp boxes of pixels they cover (--smooth interpolates in space). "
+            ".gif writes an animation (one frame per video frame); .png/.svg/.pdf one panel per tubelet time slice."
+        ),
+        epilog=(
+            "examples:\n"
+            "  minivivit attention clip.mp4 --out attention.gif                  bundled model, rollout\n"
+            "  minivivit attention clip.mp4 --out cls.png --method raw --layer -1 --head 3\n"
+            "  minivivit attention clip.mp4 --out a.gif --weights vivit-b-k400.safetensors --backend numba\n"
+            "  minivivit attention clip.npy --out a.svg --save-map heat.npy      clip saved as uint8 [T, H, W, 3]"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("video", help="video file, animated GIF/APNG/WebP, a folder of frames, or a .npy uint8 [T, H, W, 3]")
+    p.add_argument("--out", required=True, help="output .gif (animation) or .png / .svg / .pdf (figure)")
+    p.add_argument("--weights", help="minivivit .safetensors or HF model directory (default: the bundled demo model)")
+    p.add_argument("--method", default="rollout", choices=["raw", "rollout"],
+                   help="raw: one layer's CLS attention row; rollout: attention rollout (default)")
+    p.add_argument("--layer", type=int, default=-1,
+                   help="raw: the layer to show; rollout: the last layer rolled out (default: -1, the last)")
+    p.add_argument("--head", default="mean",
+                   help="a head index, or mean | max | min over heads (default: mean; rollout fuses heads per layer)")
+    p.add_argument("--start-layer", type=int, default=0, help="rollout: first layer (default: 0)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="rollout: weight of attention against the residual identity (default: 0.5)")
+    p.add_argument("--discard", type=float, default=0.0,
+                   help="rollout: drop this fraction of the weakest entries of each row (never self or CLS; default 0)")
+    p.add_argument("--normalize", default="global", choices=["global", "frame"],
+                   help="one colour range for the clip (default) or each frame scaled to [0, 1]")
+    p.add_argument("--smooth", action="store_true", help="interpolate between tubelet centres (default: sharp boxes)")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cuda"], help="default: numpy")
+    p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second (default: 4)")
+    p.add_argument("--preset", choices=["hf", "scenic"], help="pixel range, as in `minivivit classify`")
+    p.add_argument("--save-map", metavar="FILE.npy", help="also save the drawn map on the tubelet grid [t, h, w]")
+    p.add_argument("--force", action="store_true", help="overwrite --out / --save-map if they exist")
+
+
+def _parse_head(text):
+    if text in ("mean", "max", "min"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--head must be a head index or one of mean, max, min; got {text!r}") from None
+
+
+def _read_frames(path, num_frames):
+    """uint8 frames [T, H, W, 3]: a .npy array as it is, anything else through minivivit.video.read_video."""
+    from pathlib import Path
+
+    import numpy as np
+
+    if Path(path).suffix.lower() == ".npy":
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such file: {path}")
+        frames = np.load(path, allow_pickle=False)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"{path}: expected a uint8 array [T, H, W, 3]; got {frames.dtype} {frames.shape}")
+        return frames
+    from minivivit.video import VideoDependencyError, read_video
+
+    try:
+        return read_video(path, num_frames=num_frames)[0]
+    except VideoDependencyError as e:
+        raise RuntimeError(str(e)) from e
+
+
+def run(args) -> int:
+    import os
+    from pathlib import Path
+
+    import numpy as np
+
+    import minivivit
+    from minivivit import capture, explain, viz
+    from minivivit.fileio import atomic_output
+    from minivivit.preprocess import preprocess_for, processor_config_for_weights
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".gif", ".png", ".svg", ".pdf"):
+        raise ValueError(f"--out must end in .gif (animation) or .png / .svg / .pdf (figure); got {out.name!r}")
+    for target in (out, args.save_map):
+        if target and Path(target).exists() and not args.force:
+            raise FileExistsError(f"{target} already exists; pass --force to replace it")
+    head = _parse_head(args.head)
+    weights = args.weights or os.environ.get("MINIVIVIT_WEIGHTS") or minivivit.DEFAULT_WEIGHTS
+    if not os.path.exists(weights):
+        raise FileNotFoundError(f"no --weights given and the bundled demo model {weights} does not exist (yet). "
+                                f"Pass --weights model.safetensors or an HF model directory.")
+    model = minivivit.load(weights)
+    config, L = model.config, model.config.num_hidden_layers
+    if not -L <= args.layer < L:
+        raise ValueError(f"--layer {args.layer} does not exist; the model has layers 0..{L - 1} (or -1 for the last)")
+    layer = args.layer % L
+
+    frames = _read_frames(args.video, config.num_frames)  # [T0, H0, W0, 3]
+    proc = processor_config_for_weights(weights)
+    x = preprocess_for(config, frames, proc, args.preset)  # [1, T, C, H, W]
+    shown = preprocess_for(config, frames, proc, do_rescale=False, offset=False, do_normalize=False)  # 0..255
+    shown = np.clip(shown[0].transpose(0, 2, 3, 1).round(), 0, 255).astype(np.uint8)  # [T, H, W, 3]
+
+    if args.method == "raw":
+        cap = capture.capture(model, x, layers=[layer], mode="cls", backend=args.backend)
+        v = explain.fuse_heads(cap.attentions[layer][0], head, axis=-2)  # [nh, N] -> [N]
+        logits, what = cap.output.logits, f"CLS attention, layer {layer}, head {head}"
+    else:
+        start = args.start_layer % L
+        if start > layer:
+            raise ValueError(f"--start-layer {args.start_layer} comes after --layer {args.layer}")
+        v, _, output = capture.cls_rollout(model, x, head_fusion=head, alpha=args.alpha, discard_ratio=args.discard,
+                                           start_layer=start, end_layer=layer, backend=args.backend)
+        v, logits = v[0], output.logits  # [N]
+        what = f"CLS rollout, layers {start}-{layer}, heads {head}"
+    tokens = explain.TokenMap.for_config(config, x.shape)
+    heat = tokens.to_grid(v)  # [t, h, w]
+
+    if out.suffix.lower() == ".gif":
+        viz.save_attention_gif(shown, heat, tokens, out, label=what, upsample="smooth" if args.smooth else "nearest",
+                               normalize=args.normalize, fps=args.fps, overwrite=args.force)
+    else:
+        fig = viz.plot_overlay(shown, heat, tokens, label=what, upsample="smooth" if args.smooth else "nearest",
+                               normalize=args.normalize)
+        viz.save_figure(fig, out, overwrite=args.force)
+    if args.save_map:
+        with atomic_output(args.save_map, args.force) as tmp, open(tmp, "wb") as f:
+            np.save(f, heat)
+    if logits is not None:
+        top = int(np.argmax(logits[0]))
+        print(f"prediction: {config.id2label[top]} ({top})")
+    print(f"wrote {out}: {what}, tubelet grid {tokens.grid} over {shown.shape[0]} frames of "
+          f"{shown.shape[1]}x{shown.shape[2]}")
+    return 0
