@@ -135,6 +135,10 @@ def vivit_forward(
         raise ValueError(f"output_attentions must be False, True, 'full' or 'cls'; got {output_attentions!r}")
     keep = _attention_layer_set(attention_layers, L)
     t = tap or _no_tap
+    if tap is None and hasattr(ops, "forward"):  # cuda: the whole pass on the device (kernels/cuda_forward.py)
+        return ops.forward(params, config, x, probs=probs_kind, keep=keep, head_mask=head_mask,
+                           output_hidden_states=output_hidden_states,
+                           interpolate_pos_encoding=interpolate_pos_encoding, attention_dtype=attention_dtype)
 
     e = params["embed"]
     x = embed(x, e["proj"], e["cls"], e["pos"], config=config, ops=ops,
