@@ -1,0 +1,337 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Tubelets and position embeddings
+#
+# **The idea:** ViViT turns a video into a *sequence* by cutting it into small space-time boxes,
+# **tubelets**, projecting each to a D-dimensional token, and adding a learned **position
+# embedding** that tells the model where (and when) each token came from.
+#
+# 1. the tubelet grid over frames, and the token count of ViViT-B;
+# 2. the tubelet projection *is* a strided 3-D convolution;
+# 3. what a trained model's position embeddings look like, in space and in time;
+# 4. resizing the position embeddings to a new clip size, and why HF's version breaks.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+import minivivit
+from minivivit import debug, layers
+from minivivit.data import make_clip
+
+# %% [markdown]
+# ## 1. A clip and its tubelet grid
+#
+# A generated clip: 16 frames of 64×64 pixels, a small object moving over a textured background
+# (the data the bundled demo model was trained on). With tubelets of 2 frames × 8 × 8 pixels the
+# clip becomes a grid of t × h × w = 8 × 8 × 8 tubelets.
+
+# %%
+clip = make_clip(seed=0, index=1)
+frames = clip.frames  # uint8 [T, H, W, 3]
+config = minivivit.ViViTConfig(image_size=64, num_frames=16, tubelet_size=(2, 8, 8), hidden_size=64,
+                               num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, num_labels=4)
+tt, ph, pw = config.tubelet_size
+t, h, w = config.grid
+print(f"clip {frames.shape}, label {clip.label_name!r}; tubelet {config.tubelet_size} -> grid (t, h, w) = {config.grid}")
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+for ax, f in zip(axes, [0, 1, 2, 3]):
+    ax.imshow(frames[f], extent=(0, 64, 64, 0))
+    for k in range(0, 65, pw):
+        ax.axvline(k, color="w", lw=0.5)
+        ax.axhline(k, color="w", lw=0.5)
+    ax.add_patch(Rectangle((3 * pw, 2 * ph), pw, ph, fill=False, ec="red", lw=2))
+    ax.set(title=f"frame {f} (time slice t={f // tt})", xlabel="x (pixels)", ylabel="y (pixels)")
+fig.suptitle("the red box is one tubelet, (t, y, x) = (0, 2, 3) in frames 0–1 and a new one in frames 2–3")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Tokens are numbered like HF's Conv3d flattens its output: time slowest, then rows, then columns.
+# Token 0 is the CLS token; token k ≥ 1 is tubelet j = k − 1 at
+#
+# $$t_j = \lfloor j / (h w) \rfloor, \quad y_j = \lfloor (j \bmod h w) / w \rfloor, \quad x_j = j \bmod w.$$
+#
+# For ViViT-B (32 frames of 224×224, tubelets 2×16×16) that is 16 × 14 × 14 = 3136 tubelets + CLS.
+
+# %%
+vit_b = minivivit.ViViTConfig()  # defaults = google/vivit-b-16x2-kinetics400
+print("ViViT-B grid", vit_b.grid, "->", vit_b.num_patches, "tubelets +1 CLS =", vit_b.num_patches + 1, "tokens")
+print("values in one tubelet: K = tt*ph*pw*C =", np.prod(vit_b.tubelet_size) * 3)
+assert vit_b.num_patches == 16 * 14 * 14 == 3136
+
+# %% [markdown]
+# **Exercise.** Write `my_token(frame, row, col)`: the index (CLS = 0 counted) of the token
+# whose tubelet contains pixel (row, col) of frame `frame`, for the 16×64×64 clip with 2×8×8
+# tubelets. The check builds a clip whose every value is unique, cuts it with the library's
+# `layers.patchify`, and looks up which token really holds that pixel.
+
+# %% tags=["exercise"]
+def my_token(frame, row, col):
+    # your code here: which (t, y, x) tubelet, then its number in HF's order, then +1 for CLS
+    raise NotImplementedError("write my_token, then run the check below")
+
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_token(frame, row, col):
+    ti, yi, xi = frame // tt, row // ph, col // pw  # which tubelet along time, rows, columns
+    return 1 + ti * h * w + yi * w + xi  # time slowest, columns fastest; +1 for CLS
+
+
+# %%
+ids = np.arange(16 * 3 * 64 * 64, dtype=np.float64).reshape(1, 16, 3, 64, 64)  # [B, T, C, H, W], all different
+rows = layers.patchify(ids, config.tubelet_size)  # [B, P, K]: one row of values per tubelet
+
+
+def true_token(frame, row, col):
+    """Where patchify put the red value of that pixel (+1 for CLS)."""
+    return 1 + int(np.argwhere(rows[0] == ids[0, frame, 0, row, col])[0, 0])
+
+
+try:
+    my_token(0, 0, 0)
+except NotImplementedError:
+    print("my_token is not written yet: checking the hidden solution instead")
+    my_token = solution_token
+probe = np.random.default_rng(0).integers([0, 0, 0], [16, 64, 64], size=(50, 3))  # 50 random pixels
+for f, r, c in probe:
+    assert my_token(f, r, c) == true_token(f, r, c), f"my_token({f}, {r}, {c}) = {my_token(f, r, c)}, patchify says {true_token(f, r, c)}"
+print(f"your my_token matches the library's patchify on {len(probe)} random pixels: ✓")
+
+# %% [markdown]
+# ## 2. The tubelet projection is a strided Conv3d
+#
+# HF computes the tokens with `Conv3d(C, D, kernel=tubelet, stride=tubelet)`. Because the stride
+# equals the kernel, the windows do not overlap: each output position sees exactly one tubelet, so
+# the convolution is "cut into tubelets, then one matrix multiply" — which is what minivivit's
+# `tubelet_embed` does (`patchify(x) @ w + b`, with w stored `[K, D]`, K ordered frame, row, col, channel).
+#
+# Below, the textbook definition of a convolution, written with loops over output positions,
+# against the library.
+
+# %%
+rng = np.random.default_rng(0)
+D = config.hidden_size
+x = rng.normal(size=(1, 16, 3, 64, 64))  # [B, T, C, H, W]
+proj_w = rng.normal(size=(tt * ph * pw * 3, D)) / 20  # [K, D]
+proj_b = rng.normal(size=D)  # [D]
+kernel = proj_w.reshape(tt, ph, pw, 3, D)  # conv kernel [tt, ph, pw, C, D] (K's order)
+
+
+def conv3d_by_definition(x, kernel, b, stride):
+    """out[o, i, j, l] = b[o] + sum over the kernel window of kernel * x; loops over output positions."""
+    st, sy, sx = stride
+    kt, ky, kx, _, D = kernel.shape
+    video = x[0].transpose(0, 2, 3, 1)  # [T, H, W, C]
+    T, H, W, _ = video.shape
+    out = np.zeros(((T - kt) // st + 1, (H - ky) // sy + 1, (W - kx) // sx + 1, D))  # [t, h, w, D]
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            for l in range(out.shape[2]):
+                window = video[i * st:i * st + kt, j * sy:j * sy + ky, l * sx:l * sx + kx]  # [kt, ky, kx, C]
+                out[i, j, l] = np.einsum("abcd,abcdo->o", window, kernel) + b
+    return out.reshape(1, -1, D)  # [B, t*h*w, D], flattened in Conv3d's order
+
+
+by_conv = conv3d_by_definition(x, kernel, proj_b, config.tubelet_size)  # [1, P, D]
+by_library = layers.tubelet_embed(x, proj_w, proj_b, config.tubelet_size)  # [1, P, D]
+print("max |conv - library| =", np.abs(by_conv - by_library).max())
+assert np.allclose(by_conv, by_library, atol=1e-10)
+
+# %% [markdown]
+# If PyTorch is installed (the `dev` extra), the same with `torch.nn.functional.conv3d`: its
+# weight layout is `[D, C, tt, ph, pw]`, so ours is reordered once — that is all the converter does.
+
+# %%
+import importlib.util
+
+if importlib.util.find_spec("torch"):
+    import torch
+
+    weight = torch.from_numpy(kernel.transpose(4, 3, 0, 1, 2).copy())  # [tt, ph, pw, C, D] -> [D, C, tt, ph, pw]
+    y = torch.nn.functional.conv3d(torch.from_numpy(x).permute(0, 2, 1, 3, 4), weight, torch.from_numpy(proj_b),
+                                   stride=config.tubelet_size)  # input [B, C, T, H, W] -> [B, D, t, h, w]
+    y = y.flatten(2).transpose(1, 2).numpy()  # [B, D, t*h*w] -> [B, P, D], as HF does
+    print("max |torch conv3d - library| =", np.abs(y - by_library).max())
+    assert np.allclose(y, by_library, atol=1e-10)
+else:
+    print("torch is not installed: skipping the torch comparison")
+
+# %% [markdown]
+# ## 3. Position embeddings: where and when
+#
+# The position embeddings are a learned `[N, D]` table added to the tokens: without them attention
+# would treat the tubelets as an unordered bag. Nothing tells the model that the table is a
+# t × h × w grid — yet after training, neighbouring positions end up with similar vectors.
+# We look at the bundled demo model, trained on exactly these 16 × 64 × 64 clips with 2 × 8 × 8
+# tubelets, and measure the cosine similarity between position vectors.
+
+# %%
+demo = minivivit.load()  # weights/vivit-demo.safetensors
+assert demo.config.grid == (t, h, w)
+pos = demo.params["embed"]["pos"][1:].astype(np.float64)  # [P, D], CLS position dropped
+unit = pos / np.linalg.norm(pos, axis=1, keepdims=True)
+cos = (unit @ unit.T).reshape(t, h, w, t, h, w)  # cos[t, y, x, t', y', x']
+
+space = np.mean([cos[s, :, :, s] for s in range(t)], axis=0)  # [h, w, h, w]: same slice, averaged over slices
+time_sim = np.einsum("ayxbyx->ab", cos) / (h * w)  # [t, t]: same (y, x), averaged over places
+
+fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.15, 1]})
+mosaic = np.full((h * (h + 1), w * (w + 1)), np.nan)  # an h x w grid of h x w maps, with gaps
+for y in range(h):
+    for x in range(w):
+        mosaic[y * (h + 1):y * (h + 1) + h, x * (w + 1):x * (w + 1) + w] = space[y, x]
+im0 = a0.imshow(mosaic, cmap="viridis", vmin=-1, vmax=1)
+a0.set(title="space: cell (y, x) shows cos(pos[y, x], pos[y', x'])\n(same time slice, averaged over slices)",
+       xlabel="x of the reference position (each small map: x')", ylabel="y of the reference position (small map: y')")
+a0.set_xticks(np.arange(w) * (w + 1) + w / 2 - 0.5, range(w))
+a0.set_yticks(np.arange(h) * (h + 1) + h / 2 - 0.5, range(h))
+fig.colorbar(im0, ax=a0, label="cosine similarity")
+im1 = a1.imshow(time_sim, cmap="viridis", vmin=-1, vmax=1)
+a1.set(title="time: cos(pos[t, y, x], pos[t', y, x])\n(same place, averaged over places)",
+       xlabel="time slice t'", ylabel="time slice t")
+fig.colorbar(im1, ax=a1, label="cosine similarity")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What to look for: in a model that uses *where* its tokens are (ViT and ViViT trained on real
+# images and videos), each small map is brightest at its own cell and fades with distance — the
+# model has learned the 2-D layout of a frame — and the time matrix is bright near its diagonal.
+# Let's measure it rather than eyeball it: the mean similarity of neighbouring positions against
+# distant ones.
+
+# %%
+ty, yy, xx = np.meshgrid(np.arange(t), np.arange(h), np.arange(w), indexing="ij")
+coords = np.stack([ty.ravel(), yy.ravel(), xx.ravel()], axis=1)  # [P, 3] (t, y, x) of each tubelet
+same_t = coords[:, None, 0] == coords[None, :, 0]  # [P, P]
+d_space = np.abs(coords[:, None, 1:] - coords[None, :, 1:]).max(-1)  # [P, P] distance in tubelets (Chebyshev)
+flat_cos = cos.reshape(t * h * w, t * h * w)
+near, far = flat_cos[same_t & (d_space == 1)].mean(), flat_cos[same_t & (d_space >= 4)].mean()
+off = ~np.eye(t, dtype=bool)
+adjacent, distant = time_sim[np.abs(np.subtract.outer(range(t), range(t))) == 1].mean(), time_sim[off].min()
+print(f"space: neighbours {near:+.2f}   4+ tubelets apart {far:+.2f}")
+print(f"time:  adjacent slices {adjacent:+.2f}   least similar pair {distant:+.2f}")
+
+# %% [markdown]
+# Does the model *need* its position embeddings? An experiment: give every tubelet the position
+# vector of another, randomly chosen tubelet, and classify the same fresh clips again.
+
+# %%
+from minivivit.preprocess import preprocess_for
+
+fresh = [make_clip(seed=5, index=i) for i in range(16)]
+pixels = preprocess_for(demo.config, np.stack([c.frames for c in fresh]))  # [16, T, 3, H, W]
+labels = np.array([c.label for c in fresh])
+shuffled = minivivit.Model({**demo.params, "embed": dict(demo.params["embed"])}, demo.config)
+perm = np.random.default_rng(0).permutation(t * h * w)
+shuffled.params["embed"]["pos"] = np.concatenate([demo.params["embed"]["pos"][:1], demo.params["embed"]["pos"][1:][perm]])
+acc = (demo(pixels).logits.argmax(-1) == labels).mean()
+acc_shuffled = (shuffled(pixels).logits.argmax(-1) == labels).mean()
+print(f"accuracy with its own positions {acc:.0%}, with positions shuffled {acc_shuffled:.0%}")
+print("-> this model hardly uses where its tokens are" if acc_shuffled >= acc - 0.1 else
+      "-> this model relies on where its tokens are")
+assert acc >= 0.75
+
+# %% [markdown]
+# If the shuffle changes (almost) nothing, the flat similarity maps above are no accident. The demo
+# task — which way does the object move? — can be answered *inside a single tubelet*: a tubelet
+# spans 2 frames, and the object moves 1.5–3 pixels between them, so the projection alone can
+# detect the direction, and the object starts anywhere on a wrap-around frame, so *where* carries
+# no information. Position embeddings learn only what the task rewards; on real videos (and in the
+# ViT paper's figure 7) they do learn the grid. Remember this when you read attention maps in
+# notebook 4: a model can look at the right place for reasons that have nothing to do with position.
+
+# %% [markdown]
+# ## 4. A clip of another size: resizing the position grid
+#
+# A model trained on 16 frames of 64×64 has exactly 1 + 8·8·8 positions. To run it on 8 frames,
+# or on 96×96 frames, the table must be resized. minivivit treats it as the (t, h, w) grid it is:
+# each time slice is resized bicubically like a ViT image, and time linearly
+# (`minivivit.position.resize_grid`, used by `interpolate_pos_encoding=True`).
+
+# %%
+from minivivit.position import resize_grid
+
+grid_pos = np.zeros((t, h, w, 1))
+grid_pos[:, :, :, 0] = np.arange(t)[:, None, None] * 10 + np.arange(h)[None, :, None]  # value = 10*t + y
+resized = resize_grid(grid_pos.reshape(-1, 1), (t, h, w), (4, 12, 12)).reshape(4, 12, 12)  # [t', h', w']
+print("time slice means before:", grid_pos[..., 0].mean(axis=(1, 2)).round(1))
+print("time slice means after: ", resized.mean(axis=(1, 2)).round(1), " (time resized linearly, slices stay separate)")
+
+# %% [markdown]
+# **Why HF's `interpolate_pos_encoding` breaks.** transformers' `VivitEmbeddings` copies the ViT
+# code: it takes the `t·h·w` patch positions, reshapes them as a *square image* of side
+# `sqrt(t·h·w)`, and resizes that image to the new `(h', w')`. For ViViT-B, 3136 = 56², so the
+# "image" is 56 × 56 — and each of its rows mixes positions from different frames. The picture
+# shows which time slice every pixel of HF's 56 × 56 image comes from:
+
+# %%
+tb, hb, wb = vit_b.grid
+time_of_position = np.repeat(np.arange(tb), hb * wb)  # [3136]: the time slice of each patch position
+side = int(np.sqrt(vit_b.num_patches))
+fig, ax = plt.subplots(figsize=(4.8, 4))
+im = ax.imshow(time_of_position.reshape(side, side), cmap="viridis")
+ax.set(title=f"HF's {side}×{side} 'image' of ViViT-B positions", xlabel="column of the 56×56 image",
+       ylabel="row of the 56×56 image")
+fig.colorbar(im, ax=ax, label="time slice t of the position")
+plt.tight_layout()
+plt.show()
+print("HF resizes this to (h', w') only, so the output has h'*w' positions but the clip has t*h'*w' tokens:")
+print(f"  e.g. 32 frames at 288x288: HF makes {18 * 18} positions for {16 * 18 * 18} tokens -> a shape error")
+print(f"  and for our 8x8x8 grid, sqrt(512) = {np.sqrt(512):.2f} is not even an integer")
+
+# %% [markdown]
+# Live, if transformers is installed: a tiny HF ViViT whose 4 × 2 × 2 = 16 positions happen to
+# form a 4 × 4 square, asked to run on frames twice as large.
+
+# %%
+if importlib.util.find_spec("transformers"):
+    from transformers import VivitConfig, VivitModel
+
+    hf = VivitModel(VivitConfig(image_size=32, num_frames=8, tubelet_size=[2, 16, 16], hidden_size=16,
+                                num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).eval()
+    bigger = torch.zeros(1, 8, 3, 64, 64)  # 4 x 4 x 4 = 64 tubelets
+    try:
+        hf(bigger, interpolate_pos_encoding=True)
+        print("HF accepted it (a newer transformers may have fixed this)")
+    except RuntimeError as err:
+        print("HF fails:", str(err).splitlines()[0])
+else:
+    print("transformers is not installed: skipping the live HF demonstration")
+
+# %% [markdown]
+# ## Final check
+#
+# Running a model on a smaller clip with `interpolate_pos_encoding=True` must equal running the
+# forward pass by hand with the resized position table.
+
+# %%
+rng = np.random.default_rng(1)
+from minivivit.weights import expected_shapes, unflatten_params
+
+params = unflatten_params({k: rng.normal(0, 0.1, s) + k.endswith(".g") for k, s in expected_shapes(config, True, False).items()})
+model = minivivit.Model(params, config).to(np.float64)
+small = rng.normal(size=(1, 8, 3, 48, 48))  # 8 frames of 48x48 instead of 16 of 64x64
+trace = debug.trace(model, small, include="embed.out", interpolate_pos_encoding=True)  # the library's embedding
+e = model.params["embed"]
+tokens = np.concatenate([e["cls"][None, None], layers.tubelet_embed(small, e["proj"]["w"], e["proj"]["b"], config.tubelet_size)], axis=1)
+pos = np.concatenate([e["pos"][:1], resize_grid(e["pos"][1:], (t, h, w), (4, 6, 6))])  # [1 + 4*6*6, D]
+mine = tokens + pos  # [1, 145, D]
+assert np.allclose(mine, trace["embed.out"], atol=1e-12), np.abs(mine - trace["embed.out"]).max()
+print(f"{mine.shape[1]} tokens; your resized embedding matches the library's: ✓")

@@ -1,0 +1,232 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. Debugging a broken port
+#
+# **The idea:** when your port of a model disagrees with the reference, don't stare at the logits.
+# Record every named intermediate in both implementations and compare them in forward order:
+# the **first** one that diverges was produced by the buggy step — everything after it is just
+# the error spreading.
+#
+# `minivivit.debug` does the bookkeeping: `trace(model, x)` and `hf_trace(hf_model, x)` give
+# `{name: array}` with the same names (`embed.patches`, `blocks.0.q`, …, `logits`), and
+# `compare(ours, reference)` gives a table and `first_divergence`.
+#
+# We plant three classic porting bugs — wrong token order, wrong GELU, a transposed weight —
+# find each one, fix it, and confirm. Then you find one yourself.
+#
+# *Needs the `dev` extra (torch + transformers): HF is the reference.*
+
+# %%
+import tempfile
+
+import numpy as np
+import torch
+from transformers import VivitConfig, VivitForVideoClassification
+
+import minivivit
+from minivivit import debug
+
+# %% [markdown]
+# ## The reference and a correct port
+#
+# A tiny HF `VivitForVideoClassification` (8 frames of 32×32, 2×8×8 tubelets, 2 layers). HF
+# initialises the CLS token and the position embeddings to zero, which would hide bugs there, so we
+# randomise *every* parameter. Then we take the real path a user's checkpoint takes:
+# `save_pretrained` → `minivivit.load(directory)` (the converter runs in memory).
+
+# %%
+hf_config = VivitConfig(image_size=32, num_frames=8, tubelet_size=[2, 8, 8], hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, num_labels=4, hidden_act="gelu_fast")
+torch.manual_seed(0)
+hf = VivitForVideoClassification(hf_config).eval()
+g = torch.Generator().manual_seed(0)
+with torch.no_grad():
+    for name, p in hf.named_parameters():
+        is_gain = "layernorm" in name and name.endswith("weight")
+        p.copy_(torch.randn(p.shape, generator=g) * hf_config.hidden_size ** -0.5 + (1.0 if is_gain else 0.0))
+
+scratch = tempfile.TemporaryDirectory(prefix="tiny-vivit-")  # deleted when the kernel stops
+checkpoint = scratch.name
+hf.save_pretrained(checkpoint)
+port = minivivit.load(checkpoint)
+print(port)
+
+x = np.random.default_rng(0).standard_normal((1, 8, 3, 32, 32)).astype(np.float32)  # [B, T, C, H, W]
+reference = debug.hf_trace(hf, x)  # {name: array} from HF, via forward hooks
+print(len(reference), "names:", ", ".join(list(reference)[:8]), "...")
+
+# %%
+report = debug.compare(debug.trace(port, x), reference, labels=("minivivit", "HF"))
+print(report)
+
+# %% [markdown]
+# Every row is within float32 tolerance (|a − b| ≤ 1e-4 + 1e-4·|b|): two independent float32
+# implementations of the same maths differ by ~1e-6 of the tensor's scale. In Jupyter, `report`
+# on its own renders as an HTML table with the first divergence highlighted.
+
+# %% [markdown]
+# ## Bug 1 — wrong token order
+#
+# HF flattens its Conv3d output time-slowest, then rows, then columns. A port whose patchify walks
+# columns before rows produces the *same set* of tokens in a different order. No shape changes, and
+# since attention is permutation-equivariant, most of the network does not even notice — only the
+# position embeddings are now added to the wrong tubelets.
+#
+# We simulate that broken line with an intervention: `replace={"embed.patches": fn}` swaps the
+# tubelet tokens as the buggy code would.
+
+# %%
+t, h, w = port.config.grid
+
+
+def columns_before_rows(patches):
+    """The bug: tokens in (t, x, y) order instead of HF's (t, y, x). [B, P, D] -> [B, P, D]."""
+    B, P, D = patches.shape
+    return patches.reshape(B, t, h, w, D).transpose(0, 1, 3, 2, 4).reshape(B, P, D)
+
+
+buggy = debug.compare(debug.trace(port, x, replace={"embed.patches": columns_before_rows}), reference)
+print(buggy.summary())
+print("logits: ours", debug.trace(port, x, replace={"embed.patches": columns_before_rows})["logits"].round(3),
+      " HF", reference["logits"].round(3))
+assert buggy.first_divergence == "embed.patches"
+
+# %% [markdown]
+# The logits are off by only a few hundredths — a port like this "almost works" and would pass a
+# loose end-to-end check. The trace is unambiguous: the first divergence is `embed.patches`, so the
+# bug is in the tubelet embedding, not anywhere later.
+# The fix is to flatten in HF's order (what `layers.patchify` does). Without the replacement the
+# port agrees again:
+
+# %%
+assert debug.compare(debug.trace(port, x), reference).ok
+print("fixed: ✓")
+
+# %% [markdown]
+# ## Bug 2 — the wrong GELU
+#
+# "GELU" names several functions. ViViT's config says `gelu_fast` (a tanh approximation); a port
+# that uses the exact erf GELU instead is wrong by a few 1e-4 — small, and exactly the kind of
+# error that hides inside "close enough" logits.
+
+# %%
+wrong_gelu = minivivit.Model(port.params, port.config.replace(hidden_act="gelu"))
+buggy = debug.compare(debug.trace(wrong_gelu, x), reference)
+print(buggy.summary())
+row = buggy[buggy.first_divergence]
+print(f"{row.name}: max |a-b| = {row.max_abs:.2g}; logits off by {buggy['logits'].max_abs:.2g}")
+assert buggy.first_divergence == "blocks.0.act"
+
+# %% [markdown]
+# `blocks.0.fc1` agrees and `blocks.0.act` does not: the activation itself is wrong. Note what the
+# comparison *cannot* see: `gelu_new` (√(2/π) computed in full precision) and `gelu_fast` (the same
+# constant rounded to 10 digits) differ by ~1e-8, far below float32 tolerance — they are the same
+# function for every practical purpose.
+
+# %%
+near_twin = minivivit.Model(port.params, port.config.replace(hidden_act="gelu_new"))
+print("gelu_new instead of gelu_fast:", debug.compare(debug.trace(near_twin, x), reference).summary())
+assert debug.compare(debug.trace(port, x), reference).ok  # the fix: take hidden_act from the checkpoint's config
+print("fixed: ✓")
+
+# %% [markdown]
+# ## Bug 3 — a transposed weight
+#
+# torch's `nn.Linear` stores its weight `[out, in]` and computes `x @ W.T`; minivivit stores `[in, out]`
+# and computes `x @ w`. A converter that forgets the transpose for one weight gets a shape error —
+# *unless the matrix is square*, like every Q/K/V/output projection (D × D).
+
+# %%
+def with_transposed_v(model, layer):
+    """A copy of model whose layer's value projection was converted without the transpose."""
+    params = minivivit.weights.unflatten_params(dict(minivivit.weights.flatten_params(model.params)))
+    v = params["blocks"][layer]["attn"]["v"]
+    v["w"] = v["w"].T.copy()  # [D, D] -> [D, D]: no shape error to warn us
+    return minivivit.Model(params, model.config)
+
+
+buggy = debug.compare(debug.trace(with_transposed_v(port, 1), x), reference)
+print(buggy.summary())
+assert buggy.first_divergence == "blocks.1.v"
+
+# %% [markdown]
+# Everything up to `blocks.1.k` agrees; `blocks.1.v` does not, and its input (`blocks.1.ln1`) is
+# fine, so the value projection's own weights are wrong. Compared with HF's `v_proj.weight`, ours is
+# the weight *as torch stores it* (`[out, in]`): the converter copied it without the `.T`.
+
+# %%
+ours_v = with_transposed_v(port, 1).params["blocks"][1]["attn"]["v"]["w"]
+hf_v = hf.vivit.layers[1].attention.v_proj.weight.detach().numpy()  # [out, in]
+print("ours == HF v_proj.weight   ([out, in], the bug):", np.allclose(ours_v, hf_v))
+print("ours == HF v_proj.weight.T ([in, out], correct): ", np.allclose(ours_v, hf_v.T))
+
+# %% [markdown]
+# ## Exercise: a mystery bug
+#
+# `mystery` below is a port with one planted bug (the cell that makes it is collapsed — no
+# peeking). Find it with `debug.compare`, then write `fix_mystery(params)` that returns corrected
+# params. Hints: look at the first divergence; check that the *input* of that step agrees; then
+# look at the step's own parameters in `params["blocks"][i]` and at HF's module
+# (`hf.vivit.layers[i]`: `layernorm_before`, `attention.q_proj`, …, `layernorm_after`, `mlp.fc1`, `mlp.fc2`).
+
+# %% jupyter={"source_hidden": true}
+_flat = dict(minivivit.weights.flatten_params(port.params))
+_flat["blocks.1.ln2.g"], _flat["blocks.1.ln2.b"] = _flat["blocks.1.ln2.b"], _flat["blocks.1.ln2.g"]
+mystery = minivivit.Model(minivivit.weights.unflatten_params(_flat), port.config)
+del _flat
+
+# %%
+print(debug.compare(debug.trace(mystery, x), reference).summary())
+
+# %% tags=["exercise"]
+def fix_mystery(params):
+    # your code here: return params with the planted bug undone (copy what you change)
+    raise NotImplementedError("find the bug with debug.compare, then write fix_mystery")
+
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def solution_fix_mystery(params):
+    # first divergence: blocks.1.ln2, while its input blocks.1.resid1 agrees -> ln2's own params.
+    # g should be near 1 and b near 0 (compare with hf.vivit.layers[1].layernorm_after): they are swapped.
+    flat = dict(minivivit.weights.flatten_params(params))
+    flat["blocks.1.ln2.g"], flat["blocks.1.ln2.b"] = flat["blocks.1.ln2.b"], flat["blocks.1.ln2.g"]
+    return minivivit.weights.unflatten_params(flat)
+
+
+# %%
+try:
+    fix_mystery(mystery.params)
+except NotImplementedError:
+    print("fix_mystery is not written yet: checking the hidden solution instead")
+    fix_mystery = solution_fix_mystery
+fixed = minivivit.Model(fix_mystery(mystery.params), mystery.config)
+result = debug.compare(debug.trace(fixed, x), reference)
+assert result.ok, f"fix_mystery did not fix it yet: {result.summary()}"
+print("your fix_mystery repairs the port: ✓")
+
+# %% [markdown]
+# ## Final check
+#
+# The fixed port against HF on a new clip with a batch of two: every intermediate, and the logits.
+
+# %%
+x2 = np.random.default_rng(1).standard_normal((2, 8, 3, 32, 32)).astype(np.float32)
+final = debug.compare(debug.trace(fixed, x2), debug.hf_trace(hf, x2))
+assert final.ok, final.summary()
+with torch.no_grad():
+    hf_logits = hf(torch.from_numpy(x2)).logits.numpy()
+assert np.allclose(fixed(x2).logits, hf_logits, atol=1e-5)
+print(final.summary())
+print("your fixed port matches HF transformers: ✓")
