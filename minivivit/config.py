@@ -99,8 +99,8 @@ class ViViTConfig:
             raise ValueError(f"config.json has model_type={d['model_type']!r}; expected 'vivit'")
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
-        if "id2label" in kwargs and "num_labels" not in kwargs and kwargs["id2label"]:
-            kwargs["num_labels"] = len(kwargs["id2label"])
+        if "num_labels" not in kwargs:  # as HF's PretrainedConfig: len(id2label), else 2
+            kwargs["num_labels"] = len(kwargs["id2label"]) if kwargs.get("id2label") else 2
         return cls(**kwargs)
 
     def to_hf_dict(self) -> dict:

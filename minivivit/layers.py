@@ -196,8 +196,16 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def softmax_(x):
+    """softmax(x) computed in place (x is overwritten): for a fresh scores array that nothing else holds."""
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
 def attention_scores(q, k):
-    """Scaled dot products Q K^T / sqrt(d): [B, nh, N, d] x2 -> [B, nh, N, N]."""
+    """Scaled dot products Q K^T / sqrt(d): [..., N, d] x2 -> [..., N, N]."""
     d = q.shape[-1]
     return (q @ k.swapaxes(-1, -2)) * np.asarray(d**-0.5, dtype=q.dtype)
 
@@ -208,14 +216,21 @@ def attention(q, k, v, num_heads, head_mask=None, probs=None):
     q, k, v: [B, N, D] (already projected). head_mask: [nh] multiplies each head's probabilities
     (as HF v4 did). probs: None, "full" (return [B, nh, N, N]) or "cls" (return only the CLS query
     row [B, nh, N]). Returns (context [B, N, D], probabilities or None).
+    One head at a time, so that memory holds one head's [B, N, N] scores (39 MB for ViViT-B) rather
+    than every head's [B, nh, N, N] (0.47 GB, several times over for softmax's temporaries).
     """
     q, k, v = (split_heads(a, num_heads) for a in (q, k, v))  # [B, nh, N, d] each
-    p = softmax(attention_scores(q, k))  # [B, nh, N, N]
-    if head_mask is not None:
-        p = p * head_mask[None, :, None, None].astype(p.dtype)
-    context = merge_heads(p @ v)  # [B, nh, N, N] @ [B, nh, N, d] -> [B, N, D]
-    if probs == "full":
-        return context, p
-    if probs == "cls":
-        return context, np.ascontiguousarray(p[:, :, 0, :])  # [B, nh, N]
-    return context, None
+    B, nh, N, d = q.shape
+    context = np.empty_like(q)  # [B, nh, N, d]
+    full = np.empty((B, nh, N, N), q.dtype) if probs == "full" else None
+    cls = np.empty((B, nh, N), q.dtype) if probs == "cls" else None
+    for h in range(nh):
+        p = softmax_(attention_scores(q[:, h], k[:, h]))  # [B, N, N]
+        if head_mask is not None:
+            p *= head_mask[h].astype(p.dtype)
+        context[:, h] = p @ v[:, h]  # [B, N, N] @ [B, N, d] -> [B, N, d]
+        if full is not None:
+            full[:, h] = p
+        if cls is not None:
+            cls[:, h] = p[:, 0]  # the CLS query's row
+    return merge_heads(context), (full if full is not None else cls)  # [B, N, D]

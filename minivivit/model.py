@@ -148,7 +148,8 @@ def vivit_forward(
         want = probs_kind if i in keep else None
         x, p = encoder_block(x, **block, config=config, ops=ops, head_mask=None if head_mask is None else head_mask[i],
                              probs=want, tap=tap, name=f"blocks.{i}")  # [B, N, D]
-        hidden.append(x)
+        if output_hidden_states:  # otherwise do not keep L arrays [B, N, D] alive (125 MB for ViViT-B)
+            hidden.append(x)
         attentions.append(p if p is None or attention_dtype is None else p.astype(attention_dtype))
 
     n = params["norm"]

@@ -55,14 +55,18 @@ def _compare_all(ours, ref, tol, kind):
     return errs
 
 
+BACKENDS = ["numpy", "numba"]  # the cuda backend has its own parity tests (tests/test_cuda_backend.py)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["classifier", "base"])
 @pytest.mark.parametrize("name,overrides", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_parity_matrix(name, overrides, kind):
+def test_parity_matrix(name, overrides, kind, backend):
     hf = random_hf_model(kind, seed=hash(name) % 1000, **overrides)
     model = to_minivivit(hf)
     x = random_clip(model.config, batch=2, seed=1)
     ref = hf_forward(hf, x, output_hidden_states=True, output_attentions=True)
-    ours = model(x, output_hidden_states=True, output_attentions=True)
+    ours = model(x, backend=backend, output_hidden_states=True, output_attentions=True)
     _compare_all(ours, ref, TOL_SMALL, kind)
 
 
@@ -110,12 +114,19 @@ def test_parity_full_vivit_b(kind):
     model = to_minivivit(hf)
     x = random_clip(model.config, seed=4)
     ref = hf_forward(hf, x, output_hidden_states=True)
-    ours = model(x, output_hidden_states=True)
+    errs = {}
+    for backend in BACKENDS:  # one HF forward (the slow part), compared with every backend
+        ours = model(x, backend=backend, output_hidden_states=True)
+        errs.update({f"{backend}: {k}": v for k, v in _full_vivit_b_errors(ours, ref, kind).items()})
+    bad = {k: v for k, v in errs.items() if not v <= TOL_FULL}
+    assert not bad, f"ViViT-B parity failures (tol {TOL_FULL}): {bad}"
+
+
+def _full_vivit_b_errors(ours, ref, kind):
     errs = {"logits" if kind == "classifier" else "last_hidden_state":
             rel_err(ours.logits, ref.logits) if kind == "classifier" else rel_err(ours.last_hidden_state, ref.last_hidden_state)}
     if kind == "base":
         errs["pooler_output"] = rel_err(ours.pooler_output, ref.pooler_output)
     for i, (a, b) in enumerate(zip(ours.hidden_states, ref.hidden_states)):
         errs[f"hidden_states[{i}]"] = rel_err(a, b)
-    bad = {k: v for k, v in errs.items() if not v <= TOL_FULL}
-    assert not bad, f"ViViT-B parity failures (tol {TOL_FULL}): {bad}"
+    return errs
