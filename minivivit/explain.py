@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .position import linear_matrix
+
 # ---------------------------------------------------------------------------------------------
 # Token <-> pixel mapping: TokenMap is the only place that knows HF's Conv3d flatten order.
 # ---------------------------------------------------------------------------------------------
@@ -131,24 +133,12 @@ class TokenMap:
         if mode == "nearest":
             out[..., :Tc, :Hc, :Wc] = g[..., yi, :][..., xi]  # [..., T', H', W']
         elif mode == "smooth":
-            ry = _linear_weights(Hc, self.grid[1], self.tubelet[1])  # [H', h]
-            rx = _linear_weights(Wc, self.grid[2], self.tubelet[2])  # [W', w]
+            ry = linear_matrix(self.grid[1], Hc)  # [H', h] linear between cell centres (Hc = h * ph)
+            rx = linear_matrix(self.grid[2], Wc)  # [W', w]
             out[..., :Tc, :Hc, :Wc] = np.einsum("rh,...hw,cw->...rc", ry, g, rx)  # [..., T', H', W']
         else:
             raise ValueError(f"mode must be 'nearest' or 'smooth'; got {mode!r}")
         return out
-
-
-def _linear_weights(n_out, n_in, step):
-    """[n_out, n_in] linear-interpolation weights between cell centres (half-pixel centres, clamped)."""
-    pos = np.clip((np.arange(n_out) + 0.5) / step - 0.5, 0, n_in - 1)  # pixel centre in cell units
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, n_in - 1)
-    frac = pos - lo
-    w = np.zeros((n_out, n_in))
-    np.add.at(w, (np.arange(n_out), lo), 1 - frac)
-    np.add.at(w, (np.arange(n_out), hi), frac)
-    return w
 
 
 def tubelet_coverage(mask, tokens: TokenMap):
