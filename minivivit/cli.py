@@ -15,11 +15,7 @@ COMMANDS = ["demo", "classify", "attention", "convert", "debug", "bench"]
 
 def _command_modules():
     for name in COMMANDS:
-        try:
-            yield name, importlib.import_module(f"minivivit.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"minivivit.commands.{name}":
-                raise
+        yield name, importlib.import_module(f"minivivit.commands.{name}")
 
 
 def build_parser():
