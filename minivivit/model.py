@@ -156,9 +156,8 @@ def vivit_forward(
     x = t("final_norm", ops.layer_norm(x, n["g"], n["b"], config.layer_norm_eps))  # [B, N, D]
     pooled = logits = None
     if "pooler" in params:
-        pooled = layers.ACTIVATIONS[config.pooler_act](
-            ops.linear(x[:, 0], params["pooler"]["w"], params["pooler"]["b"]))  # [B, D] -> [B, D']
-        pooled = t("pooled", pooled)
+        pooled = ops.linear(x[:, 0], params["pooler"]["w"], params["pooler"]["b"])  # [B, D] -> [B, D']
+        pooled = t("pooled", layers.activation(pooled, config.pooler_act))  # tanh by default
     if "head" in params:
         logits = t("logits", ops.linear(x[:, 0], params["head"]["w"], params["head"]["b"]))  # [B, num_labels]
     return ViViTOutput(
