@@ -1,70 +1,46 @@
 """minivivit: ViViT (Arnab et al., 2021) in NumPy and Numba, numerically equal to HF transformers.
 
     import minivivit
-    model = minivivit.load()                      # the bundled demo model (weights/)
+    model = minivivit.load()                      # the bundled demo model
     out = model(pixel_values)                     # float32 [B, T, C, H, W], HF's layout
     out.logits, out.last_hidden_state, out.attentions
 
-The core imports only numpy; numba, PyAV, matplotlib and torch are imported when a feature needs them.
+The core imports only numpy (and Pillow/safetensors when reading files); numba, PyAV, matplotlib and torch
+are imported when a feature needs them. The package, by topic:
+
+    config.py layers.py tokens.py position.py model.py   the model: config, NumPy reference ops, forward pass
+    kernels/ (numba/, cuda/)                              fast backends of the same ops
+    weights.py checkpoint.py convert/                     the weights format, loading, HF conversion
+    video/ (decode, sampling, preprocess, classify)       frames in
+    explain/ (capture, rollout, metrics, viz)             where the model looks
+    debug/ (trace, hf, compare)                           layer-by-layer comparison with HF
+    data/ cli.py commands/ bench/                         synthetic clips, the command line, benchmarks
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import sys
 
-import numpy as np
-
+from . import _moved
 from . import convert as _convert_pkg  # noqa: F401 (import the subpackage first, so `def convert` below keeps the name)
+from .checkpoint import BUNDLED_WEIGHTS, default_weights, load
 from .config import ViViTConfig
 from .model import Model, ViViTOutput
-from .multiview import classify
-from .preprocess import preprocess, preprocess_for
+from .video import preprocess as _preprocess_module
 from .video import read_video, video_info
+from .video.classify import classify
+from .video.preprocess import preprocess, preprocess_for
 
 __version__ = "0.1.0"
-__all__ = ["ViViTConfig", "Model", "ViViTOutput", "load", "convert", "DEFAULT_WEIGHTS",
+__all__ = ["ViViTConfig", "Model", "ViViTOutput", "load", "convert", "DEFAULT_WEIGHTS", "default_weights",
            "read_video", "video_info", "preprocess", "preprocess_for", "classify"]
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "vivit-demo.safetensors"
+DEFAULT_WEIGHTS = BUNDLED_WEIGHTS  # the bundled demo model (minivivit/assets/, from weights/)
 
-
-def load(path=None, dtype=np.float32) -> Model:
-    """Load a model: a minivivit .safetensors file, or an HF model directory (converted in memory).
-
-    With no path, the bundled demo model (or $MINIVIVIT_WEIGHTS if set).
-    """
-    from .convert.hf import read_hf_checkpoint
-    from .weights import FORMAT_KEY, load_file
-
-    if path is None:
-        path = os.environ.get("MINIVIVIT_WEIGHTS") or DEFAULT_WEIGHTS
-        if not Path(path).exists():
-            raise FileNotFoundError(
-                f"the bundled demo weights are missing ({path}). Pass a path: minivivit.load('model.safetensors'), "
-                f"or an HF model directory."
-            )
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or directory: {path}")
-    if path.is_dir():
-        params, config = read_hf_checkpoint(path, dtype=dtype)
-        return Model(params, config)
-    if path.suffix == ".safetensors" and _is_minivivit_file(path, FORMAT_KEY):
-        params, config = load_file(path, dtype=dtype)
-        return Model(params, config)
-    params, config = read_hf_checkpoint(path, dtype=dtype)  # an HF weights file with config.json beside it
-    return Model(params, config)
-
-
-def _is_minivivit_file(path, key) -> bool:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="np") as f:
-            return key in (f.metadata() or {})
-    except SafetensorError as e:
-        raise ValueError(f"{path} is not a readable safetensors file ({e}); is it truncated?") from e
+_moved.install()
+# `minivivit.preprocess` is the function above; the old module path minivivit.preprocess still imports the module
+# (now minivivit.video.preprocess) without replacing the function, because it is registered here in advance.
+sys.modules.setdefault(__name__ + ".preprocess", _preprocess_module)
 
 
 def convert(src, out, config=None, force: bool = False):

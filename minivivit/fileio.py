@@ -1,4 +1,5 @@
-"""Writing files safely: never overwrite what a user owns by accident, never leave half a file."""
+"""Files: write safely (never overwrite what a user owns by accident, never leave half a file), and read
+safetensors files with errors that name the file (the one place that opens them)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,37 @@ def atomic_output(path, overwrite: bool = False):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def open_safetensors(path):
+    """safetensors' safe_open(path) for NumPy, with a clear ValueError naming the file when it is unreadable."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            yield f
+    except SafetensorError as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e}); is it truncated or of another "
+                         f"format?") from e
+
+
+def safetensors_metadata(path) -> dict:
+    """The string metadata stored in a safetensors file's header ({} if none)."""
+    with open_safetensors(path) as f:
+        return dict(f.metadata() or {})
+
+
+def read_safetensors(path, progress: bool = False) -> tuple[dict, dict]:
+    """(tensors {name: array}, metadata) of a safetensors file; a progress bar when asked for and the file
+    is big enough to wait for (> 50 MB)."""
+    with open_safetensors(path) as f:
+        keys = list(f.keys())
+        if progress and Path(path).stat().st_size > 50e6:
+            from tqdm.auto import tqdm
+
+            keys = tqdm(keys, desc=f"reading {Path(path).name}", unit="tensor")
+        return {k: f.get_tensor(k) for k in keys}, dict(f.metadata() or {})

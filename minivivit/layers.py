@@ -16,22 +16,21 @@ import math
 
 import numpy as np
 
+from .tokens import tubelet_grid
+
 # ---------------------------------------------------------------------------------------------
 # Tubelet embedding: HF's Conv3d(kernel = stride = tubelet) written as patchify + matmul.
 # ---------------------------------------------------------------------------------------------
 
 
 def patchify(pixel_values: np.ndarray, tubelet: tuple[int, int, int]) -> np.ndarray:
-    """Cut a clip into tubelets, one row per token, in HF's Conv3d flatten order.
-
-    Token j covers frames [ti*tt, (ti+1)*tt), rows [yi*ph, ...), cols [xi*pw, ...) where
-    ti = j // (h*w), yi = (j % (h*w)) // w, xi = j % w. Inside a row, values are ordered
-    (frame, row, col, channel). Frames/pixels that do not fill a whole tubelet are dropped,
-    exactly as a strided Conv3d drops them.
+    """Cut a clip into tubelets, one row per token, in HF's Conv3d flatten order (minivivit/tokens.py:
+    time slowest, then rows, then columns). Inside a row, values are ordered (frame, row, col, channel).
+    Frames/pixels that do not fill a whole tubelet are dropped, exactly as a strided Conv3d drops them.
     """
     B, T, C, H, W = pixel_values.shape
     tt, ph, pw = tubelet
-    t, h, w = T // tt, H // ph, W // pw
+    t, h, w = tubelet_grid((T, H, W), tubelet)
     x = pixel_values[:, : t * tt, :, : h * ph, : w * pw]  # [B, t*tt, C, h*ph, w*pw]
     x = x.reshape(B, t, tt, C, h, ph, w, pw)  # split each axis into (grid, inside-tubelet)
     x = x.transpose(0, 1, 4, 6, 2, 5, 7, 3)  # [B, t, h, w, tt, ph, pw, C]
@@ -48,14 +47,28 @@ def tubelet_embed(pixel_values, w, b, tubelet):
 # ---------------------------------------------------------------------------------------------
 
 
-def linear(x, w, b=None, residual=None):
-    """y = x @ w + b (+ residual). w is stored [in, out], so no transpose is needed."""
+def prepend_cls(patches, cls):
+    """[B, P, D] tubelet tokens -> [B, N, D] with the learned CLS token [D] first (N = P + 1)."""
+    B, P, D = patches.shape
+    cls_tokens = np.broadcast_to(cls.astype(patches.dtype), (B, 1, D))  # [B, 1, D]
+    return np.concatenate([cls_tokens, patches], axis=1)  # [B, N, D]
+
+
+def add(a, b):
+    """a + b, b broadcast along a's leading axes: residual connections ([B, N, D] + [B, N, D]) and the
+    position embeddings ([B, N, D] + [N, D])."""
+    return a + b
+
+
+def to_numpy(x) -> np.ndarray:
+    """A backend's array as a NumPy array (the numpy backend's arrays already are)."""
+    return np.asarray(x)
+
+
+def linear(x, w, b=None):
+    """y = x @ w + b. w is stored [in, out], so no transpose is needed."""
     y = x @ w  # [..., in] -> [..., out]
-    if b is not None:
-        y = y + b
-    if residual is not None:
-        y = y + residual
-    return y
+    return y if b is None else y + b
 
 
 def layer_norm(x, g, b, eps):
@@ -134,38 +147,74 @@ def softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
-ACTIVATIONS = {  # hidden_act name -> function; every name HF's ACT2FN accepts that has no weights
-    "gelu": gelu,
-    "gelu_python": gelu,
-    "gelu_10": lambda x: np.clip(gelu(x), -10, 10),
-    "gelu_fast": gelu_fast,
-    "gelu_new": gelu_tanh,
-    "gelu_pytorch_tanh": gelu_tanh,
-    "gelu_python_tanh": gelu_tanh,
-    "gelu_accurate": gelu_tanh,
-    "quick_gelu": quick_gelu,
-    "silu": silu,
-    "swish": silu,
-    "relu": relu,
-    "relu2": lambda x: relu(x) ** 2,
-    "relu6": lambda x: np.clip(x, 0, 6),
-    "leaky_relu": lambda x: np.where(x >= 0, x, 0.01 * x),
-    "selu": selu,
-    "sigmoid": sigmoid,
-    "tanh": np.tanh,
-    "linear": lambda x: x,
-    "mish": lambda x: x * np.tanh(softplus(x)),
-    "hardswish": lambda x: x * np.clip(x + 3, 0, 6) / 6,
-    "laplace": lambda x: 0.5 * (1.0 + erf((x - 0.707107) / (0.282095 * math.sqrt(2.0)))),
-    "sqrtsoftplus": lambda x: np.sqrt(softplus(x)),
-}
+def gelu_10(x):
+    """GELU clipped to [-10, 10]; HF 'gelu_10'."""
+    return np.clip(gelu(x), -10, 10)
+
+
+def relu2(x):
+    """relu(x)^2 (So et al. 2021, Primer); HF 'relu2'."""
+    return relu(x) ** 2
+
+
+def relu6(x):
+    return np.clip(x, 0, 6)
+
+
+def leaky_relu(x):
+    """x for x >= 0, 0.01 x below (torch's default slope); HF 'leaky_relu'."""
+    return np.where(x >= 0, x, 0.01 * x)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def identity(x):
+    """HF 'linear': no activation."""
+    return x
+
+
+def mish(x):
+    """x tanh(softplus(x)) (Misra 2019)."""
+    return x * np.tanh(softplus(x))
+
+
+def hardswish(x):
+    """x relu6(x + 3) / 6 (Howard et al. 2019)."""
+    return x * np.clip(x + 3, 0, 6) / 6
+
+
+def laplace(x):
+    """HF's 'laplace' activation: 0.5 (1 + erf((x - mu) / (sigma sqrt 2))), mu = 0.707107, sigma = 0.282095."""
+    return 0.5 * (1.0 + erf((x - 0.707107) / (0.282095 * math.sqrt(2.0))))
+
+
+def sqrtsoftplus(x):
+    return np.sqrt(softplus(x))
+
+
+# hidden_act name -> its formula: every weight-free name HF's ACT2FN accepts (plus selu). The one table of
+# names: the fast kernels key their own codes by these functions (their NumPy twins), never by name.
+ACTIVATIONS = {
+    "gelu": gelu, "gelu_python": gelu, "gelu_10": gelu_10, "gelu_fast": gelu_fast,
+    "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "gelu_python_tanh": gelu_tanh, "gelu_accurate": gelu_tanh,
+    "quick_gelu": quick_gelu, "silu": silu, "swish": silu, "relu": relu, "relu2": relu2, "relu6": relu6,
+    "leaky_relu": leaky_relu, "selu": selu, "sigmoid": sigmoid, "tanh": tanh, "linear": identity, "mish": mish,
+    "hardswish": hardswish, "laplace": laplace, "sqrtsoftplus": sqrtsoftplus,
+}  # fmt: skip
+
+
+def activation_function(name):
+    """The formula of hidden_act `name`, with a clear error for a name HF does not know."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r} (hidden_act / pooler_act); minivivit knows {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
 
 
 def activation(x, name):
     """Apply the activation called `name` (HF's hidden_act spelling)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown hidden_act {name!r}; minivivit knows {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name](x).astype(x.dtype, copy=False)
+    return activation_function(name)(x).astype(x.dtype, copy=False)
 
 
 def linear_act(x, w, b, name):
@@ -210,24 +259,29 @@ def attention_scores(q, k):
     return (q @ k.swapaxes(-1, -2)) * np.asarray(d**-0.5, dtype=q.dtype)
 
 
-def attention(q, k, v, num_heads, head_mask=None, probs=None):
+def attention_probs(scores, gain=None):
+    """softmax(scores) over the keys, times a head_mask gain if given (HF v4's head_mask): [..., N, N].
+    scores is overwritten (softmax_ in place): pass a fresh array nothing else holds."""
+    p = softmax_(scores)  # [..., N, N]
+    return p if gain is None else p * np.asarray(gain, dtype=p.dtype)
+
+
+def attention(q, k, v, num_heads, head_mask=None, output_attentions=None):
     """Multi-head scaled dot-product attention (Vaswani et al. eq. 1), no mask, no dropout.
 
     q, k, v: [B, N, D] (already projected). head_mask: [nh] multiplies each head's probabilities
-    (as HF v4 did). probs: None, "full" (return [B, nh, N, N]) or "cls" (return only the CLS query
-    row [B, nh, N]). Returns (context [B, N, D], probabilities or None).
+    (as HF v4 did). output_attentions: None, "full" (return [B, nh, N, N]) or "cls" (return only the
+    CLS query row [B, nh, N]). Returns (context [B, N, D], probabilities or None).
     One head at a time, so that memory holds one head's [B, N, N] scores (39 MB for ViViT-B) rather
     than every head's [B, nh, N, N] (0.47 GB, several times over for softmax's temporaries).
     """
     q, k, v = (split_heads(a, num_heads) for a in (q, k, v))  # [B, nh, N, d] each
     B, nh, N, d = q.shape
     context = np.empty_like(q)  # [B, nh, N, d]
-    full = np.empty((B, nh, N, N), q.dtype) if probs == "full" else None
-    cls = np.empty((B, nh, N), q.dtype) if probs == "cls" else None
+    full = np.empty((B, nh, N, N), q.dtype) if output_attentions == "full" else None
+    cls = np.empty((B, nh, N), q.dtype) if output_attentions == "cls" else None
     for h in range(nh):
-        p = softmax_(attention_scores(q[:, h], k[:, h]))  # [B, N, N]
-        if head_mask is not None:
-            p *= head_mask[h].astype(p.dtype)
+        p = attention_probs(attention_scores(q[:, h], k[:, h]), None if head_mask is None else head_mask[h])  # [B, N, N]
         context[:, h] = p @ v[:, h]  # [B, N, N] @ [B, N, d] -> [B, N, d]
         if full is not None:
             full[:, h] = p

@@ -8,13 +8,38 @@
       -> logits = classifier(CLS)          (VivitForVideoClassification)
          pooler_output = tanh(dense(CLS))  (VivitModel with add_pooling_layer)
 
-Shapes use the letters defined in minivivit/layers.py. `ops` is a backend module
-(minivivit.kernels): the numpy one is layers.py itself.
+This is the only forward pass: every backend runs it, op by op. `ops` is a backend module (see
+minivivit/kernels/__init__.py for the contract); the numpy one is layers.py itself. Shapes use the
+letters defined in minivivit/layers.py.
 
-`tap(name, array) -> array`, when given, is called on every named intermediate (see
-minivivit.debug for the list of names) and its return value is used in place of the array: this is
-how traces and interventions work. With a tap, attention is computed on the explicit path
-(scores -> softmax -> context) so that every named array exists.
+The tap. Every named intermediate below is shown to `tap(name, array) -> array` and the forward
+continues with what the tap returns: that is how traces and interventions work (minivivit.debug).
+The default tap shows nothing. A tap may have a method `wants(name) -> bool`; a plain function wants
+every name. Two names exist only when a tap wants them, because the fast kernels never materialise
+an N x N matrix: for such a layer, attention runs as the reference's three steps
+(layers.attention_scores -> attention_probs -> probs @ V) so that scores and probs can be seen and
+replaced. Likewise fc1 and act are separate steps only when a tap wants them (linear_act fuses them).
+
+Trace names (an API: debug.trace, debug.hf_trace, interventions and the notebooks use them):
+
+    embed.patches      [B, P, D]      tubelet projection (HF: embeddings.patch_embeddings, Conv3d flattened)
+    embed.tokens       [B, N, D]      CLS prepended
+    embed.out          [B, N, D]      + position embeddings (HF: embeddings)
+    blocks.i.ln1       [B, N, D]      LayerNorm before attention (HF: layers[i].layernorm_before)
+    blocks.i.q/.k/.v   [B, N, D]      projections, heads not yet split (HF: attention.q_proj/k_proj/v_proj)
+    blocks.i.scores    [B, nh, N, N]  Q K^T / sqrt(d), before softmax
+    blocks.i.probs     [B, nh, N, N]  softmax(scores), times head_mask if given (HF: attn_weights)
+    blocks.i.context   [B, N, D]      probs @ V, heads merged (HF: input of attention.o_proj)
+    blocks.i.attn_out  [B, N, D]      output projection (HF: attention.o_proj)
+    blocks.i.resid1    [B, N, D]      x + attn_out (HF: input of layernorm_after)
+    blocks.i.ln2       [B, N, D]      LayerNorm before the MLP (HF: layernorm_after)
+    blocks.i.fc1       [B, N, F]      first MLP layer, before the activation (HF: mlp.fc1)
+    blocks.i.act       [B, N, F]      activation (hidden_act) (HF: input of mlp.fc2)
+    blocks.i.fc2       [B, N, D]      second MLP layer (HF: mlp.fc2)
+    blocks.i.out       [B, N, D]      resid1 + fc2: the block output, = hidden_states[i + 1]
+    final_norm         [B, N, D]      last LayerNorm, = last_hidden_state (HF: layernorm)
+    pooled             [B, D']        pooler_act(dense(CLS)), base models with a pooler only (HF: pooler)
+    logits             [B, num_labels] classifier(CLS), classifiers only (HF: classifier)
 """
 
 from __future__ import annotations
@@ -25,13 +50,26 @@ import numpy as np
 
 from . import layers
 from .config import ViViTConfig
+from .inputs import attention_layer_set, attention_request, check_head_mask, check_pixel_values
 from .kernels import get_backend
 from .position import resize_grid
+from .tokens import clip_thw, tubelet_grid
+
+EMBED_NAMES = ("embed.patches", "embed.tokens", "embed.out")
+BLOCK_NAMES = ("ln1", "q", "k", "v", "scores", "probs", "context", "attn_out", "resid1", "ln2", "fc1", "act", "fc2",
+               "out")
+
+
+def trace_names(num_layers: int, head: bool = True, pooler: bool = False) -> list[str]:
+    """Every trace name in forward order, for a model with num_layers blocks (and a head / a pooler)."""
+    names = list(EMBED_NAMES)
+    names += [f"blocks.{i}.{n}" for i in range(num_layers) for n in BLOCK_NAMES]
+    return names + ["final_norm"] + ["pooled"] * pooler + ["logits"] * head
 
 
 @dataclass
 class ViViTOutput:
-    """What a forward pass returns; fields named as in HF's output classes."""
+    """What a forward pass returns; fields named as in HF's output classes. All NumPy arrays."""
 
     logits: np.ndarray | None  # [B, num_labels], None for a base model
     last_hidden_state: np.ndarray  # [B, N, D] after the final LayerNorm
@@ -40,8 +78,27 @@ class ViViTOutput:
     attentions: tuple | None  # L entries: [B, nh, N, N] (full) or [B, nh, N] (CLS row) or None
 
 
-def _no_tap(name, x):
-    return x
+class NoTap:
+    """The default tap: wants no name, so the forward runs on its fast path and shows nothing."""
+
+    def __call__(self, name, x):
+        return x
+
+    def wants(self, name) -> bool:
+        return False
+
+
+NO_TAP = NoTap()
+
+
+def wants(tap, name: str) -> bool:
+    """Whether `tap` asks to see `name` (a plain function sees every name)."""
+    return getattr(tap, "wants", None) is None or tap.wants(name)
+
+
+def show(tap, ops, name: str, x):
+    """Show x to the tap as a NumPy array, if it wants `name`, and continue with what the tap returns."""
+    return tap(name, ops.to_numpy(x)) if wants(tap, name) else x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,17 +106,15 @@ def _no_tap(name, x):
 # ---------------------------------------------------------------------------------------------
 
 
-def embed(pixel_values, proj, cls, pos, *, config: ViViTConfig, ops, interpolate_pos_encoding=False, tap=_no_tap):
+def embed(pixel_values, proj, cls, pos, *, config: ViViTConfig, ops, interpolate_pos_encoding=False, tap=NO_TAP):
     """[B, T, C, H, W] -> [B, N, D]: tubelet tokens, CLS first, plus position embeddings."""
-    B, T, C, H, W = pixel_values.shape
-    tt, ph, pw = config.tubelet_size
-    grid = (T // tt, H // ph, W // pw)  # (t, h, w) of this clip
-    patches = tap("embed.patches", ops.tubelet_embed(pixel_values, proj["w"], proj["b"], config.tubelet_size))  # [B, P, D]
-    cls_tokens = np.broadcast_to(cls.astype(patches.dtype), (B, 1, patches.shape[-1]))  # [B, 1, D]
-    tokens = tap("embed.tokens", np.concatenate([cls_tokens, patches], axis=1))  # [B, N, D]
+    grid = tubelet_grid(clip_thw(pixel_values.shape), config.tubelet_size)  # (t, h, w) of this clip
+    patches = show(tap, ops, "embed.patches",
+                   ops.tubelet_embed(pixel_values, proj["w"], proj["b"], config.tubelet_size))  # [B, P, D]
+    tokens = show(tap, ops, "embed.tokens", ops.prepend_cls(patches, cls))  # [B, N, D]
     if grid != config.grid and interpolate_pos_encoding:
         pos = np.concatenate([pos[:1], resize_grid(pos[1:], config.grid, grid)])  # [N', D]
-    return tap("embed.out", tokens + pos)  # [B, N, D] + [N, D]
+    return show(tap, ops, "embed.out", ops.add(tokens, pos))  # [B, N, D] + [N, D]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,42 +122,54 @@ def embed(pixel_values, proj, cls, pos, *, config: ViViTConfig, ops, interpolate
 # ---------------------------------------------------------------------------------------------
 
 
-def self_attention(x, q, k, v, o, *, num_heads, ops, head_mask=None, probs=None, tap=None, name=""):
-    """Multi-head self-attention with its output projection: [B, N, D] -> [B, N, D] (+ probs)."""
-    q_ = ops.linear(x, q["w"], q.get("b"))  # [B, N, D]
-    k_ = ops.linear(x, k["w"], k.get("b"))  # [B, N, D]
-    v_ = ops.linear(x, v["w"], v.get("b"))  # [B, N, D]
-    if tap is None:
-        context, p = ops.attention(q_, k_, v_, num_heads, head_mask, probs)  # [B, N, D]
-    else:  # explicit path: every intermediate gets a name and can be replaced
-        q_, k_, v_ = tap(f"{name}.q", q_), tap(f"{name}.k", k_), tap(f"{name}.v", v_)
-        qh, kh, vh = (layers.split_heads(a, num_heads) for a in (q_, k_, v_))  # [B, nh, N, d]
-        scores = tap(f"{name}.scores", layers.attention_scores(qh, kh))  # [B, nh, N, N]
-        full = layers.softmax(scores)  # [B, nh, N, N]
-        if head_mask is not None:
-            full = full * head_mask[None, :, None, None].astype(full.dtype)
-        full = tap(f"{name}.probs", full)
-        context = tap(f"{name}.context", layers.merge_heads(full @ vh))  # [B, N, D]
-        p = {"full": full, "cls": None if probs != "cls" else full[:, :, 0, :], None: None}[probs]
-    return ops.linear(context, o["w"], o["b"]), p  # [B, N, D]
+def self_attention(x, q, k, v, o, *, num_heads, ops, head_mask=None, output_attentions=None, tap=NO_TAP, name=""):
+    """Multi-head self-attention with its output projection: [B, N, D] -> ([B, N, D], maps or None).
 
-
-def encoder_block(x, ln1, attn, ln2, mlp, *, config: ViViTConfig, ops, head_mask=None, probs=None, tap=None, name=""):
-    """One pre-norm transformer block: x + MHSA(LN1(x)), then + MLP(LN2(.)). [B, N, D] -> [B, N, D]."""
-    t = tap or _no_tap
-    eps = config.layer_norm_eps
-    h = t(f"{name}.ln1", ops.layer_norm(x, ln1["g"], ln1["b"], eps))  # [B, N, D]
-    a, p = self_attention(h, **attn, num_heads=config.num_attention_heads, ops=ops,
-                          head_mask=head_mask, probs=probs, tap=tap, name=name)  # [B, N, D]
-    x = t(f"{name}.resid1", t(f"{name}.attn_out", a) + x)  # residual 1
-    h = t(f"{name}.ln2", ops.layer_norm(x, ln2["g"], ln2["b"], eps))  # [B, N, D]
-    if tap is None:
-        h = ops.linear_act(h, mlp["fc1"]["w"], mlp["fc1"]["b"], config.hidden_act)  # [B, N, F]
+    output_attentions: None, "full" ([B, nh, N, N]) or "cls" ([B, nh, N]) maps to return.
+    """
+    q_ = show(tap, ops, f"{name}.q", ops.linear(x, q["w"], q.get("b")))  # [B, N, D]
+    k_ = show(tap, ops, f"{name}.k", ops.linear(x, k["w"], k.get("b")))  # [B, N, D]
+    v_ = show(tap, ops, f"{name}.v", ops.linear(x, v["w"], v.get("b")))  # [B, N, D]
+    if wants(tap, f"{name}.scores") or wants(tap, f"{name}.probs"):  # the reference's steps, each one shown
+        qh, kh, vh = (layers.split_heads(ops.to_numpy(a), num_heads) for a in (q_, k_, v_))  # [B, nh, N, d]
+        scores = show(tap, layers, f"{name}.scores", layers.attention_scores(qh, kh))  # [B, nh, N, N]
+        gain = None if head_mask is None else head_mask[:, None, None]  # [nh, 1, 1]
+        probs = show(tap, layers, f"{name}.probs", layers.attention_probs(scores.copy(), gain))  # [B, nh, N, N]
+        context = layers.merge_heads(probs @ vh)  # [B, nh, N, d] -> [B, N, D]
+        maps = {None: None, "full": probs, "cls": probs[:, :, 0]}[output_attentions]
     else:
-        h = t(f"{name}.fc1", ops.linear(h, mlp["fc1"]["w"], mlp["fc1"]["b"]))  # [B, N, F]
-        h = t(f"{name}.act", layers.activation(h, config.hidden_act))  # [B, N, F]
-    h = t(f"{name}.fc2", ops.linear(h, mlp["fc2"]["w"], mlp["fc2"]["b"]))  # [B, N, F] -> [B, N, D]
-    return t(f"{name}.out", h + x), p  # residual 2
+        context, maps = ops.attention(q_, k_, v_, num_heads, head_mask, output_attentions)  # [B, N, D]
+    context = show(tap, ops, f"{name}.context", context)
+    return show(tap, ops, f"{name}.attn_out", ops.linear(context, o["w"], o["b"])), maps  # [B, N, D]
+
+
+def feed_forward(x, fc1, fc2, *, config: ViViTConfig, ops, tap=NO_TAP, name=""):
+    """The feed-forward sublayer fc2(act(fc1(x))): [B, N, D] -> [B, N, F] -> [B, N, D]."""
+    if wants(tap, f"{name}.fc1") or wants(tap, f"{name}.act"):  # unfused, so that both names exist
+        h = show(tap, ops, f"{name}.fc1", ops.linear(x, fc1["w"], fc1["b"]))  # [B, N, F]
+        h = show(tap, ops, f"{name}.act", ops.activation(h, config.hidden_act))  # [B, N, F]
+    else:
+        h = ops.linear_act(x, fc1["w"], fc1["b"], config.hidden_act)  # [B, N, F], bias + activation fused
+    return show(tap, ops, f"{name}.fc2", ops.linear(h, fc2["w"], fc2["b"]))  # [B, N, D]
+
+
+def attention_sublayer(x, ln1, attn, *, config: ViViTConfig, ops, head_mask=None, output_attentions=None,
+                       tap=NO_TAP, name=""):
+    """MHSA(LN1(x)): [B, N, D] -> ([B, N, D], maps or None). Also used alone to recompute one layer's maps."""
+    h = show(tap, ops, f"{name}.ln1", ops.layer_norm(x, ln1["g"], ln1["b"], config.layer_norm_eps))  # [B, N, D]
+    return self_attention(h, **attn, num_heads=config.num_attention_heads, ops=ops, head_mask=head_mask,
+                          output_attentions=output_attentions, tap=tap, name=name)
+
+
+def encoder_block(x, ln1, attn, ln2, mlp, *, config: ViViTConfig, ops, head_mask=None, output_attentions=None,
+                  tap=NO_TAP, name=""):
+    """One pre-norm transformer block: x + MHSA(LN1(x)), then + MLP(LN2(.)). [B, N, D] -> ([B, N, D], maps)."""
+    a, maps = attention_sublayer(x, ln1, attn, config=config, ops=ops, head_mask=head_mask,
+                                 output_attentions=output_attentions, tap=tap, name=name)  # [B, N, D]
+    x = show(tap, ops, f"{name}.resid1", ops.add(x, a))  # residual 1
+    h = show(tap, ops, f"{name}.ln2", ops.layer_norm(x, ln2["g"], ln2["b"], config.layer_norm_eps))  # [B, N, D]
+    h = feed_forward(h, **mlp, config=config, ops=ops, tap=tap, name=name)  # [B, N, D]
+    return show(tap, ops, f"{name}.out", ops.add(x, h)), maps  # residual 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,118 +189,46 @@ def vivit_forward(
     output_hidden_states: bool = False,
     head_mask=None,
     interpolate_pos_encoding: bool = False,
-    tap=None,
+    tap=NO_TAP,
 ) -> ViViTOutput:
     """Run ViViT on pixel_values [B, T, C, H, W]. See Model.__call__ for the arguments."""
     ops = get_backend(backend)
     dtype = params["embed"]["pos"].dtype
-    x = _check_pixel_values(pixel_values, config, interpolate_pos_encoding, dtype)
-    L = config.num_hidden_layers
-    head_mask = _check_head_mask(head_mask, config, dtype)
-    probs_kind = {False: None, None: None, True: "full", "full": "full", "cls": "cls"}.get(output_attentions, "?")
-    if probs_kind == "?":
-        raise ValueError(f"output_attentions must be False, True, 'full' or 'cls'; got {output_attentions!r}")
-    keep = _attention_layer_set(attention_layers, L)
-    t = tap or _no_tap
-    if tap is None and hasattr(ops, "forward"):  # cuda: the whole pass on the device (kernels/cuda_forward.py)
-        return ops.forward(params, config, x, probs=probs_kind, keep=keep, head_mask=head_mask,
-                           output_hidden_states=output_hidden_states,
-                           interpolate_pos_encoding=interpolate_pos_encoding, attention_dtype=attention_dtype)
+    x = check_pixel_values(pixel_values, config, interpolate_pos_encoding, dtype)
+    head_mask = check_head_mask(head_mask, config, dtype)  # [L, nh] or None
+    request = attention_request(output_attentions)  # None | "full" | "cls"
+    keep = attention_layer_set(attention_layers, config.num_hidden_layers)
+    tap = tap or NO_TAP
 
     e = params["embed"]
     x = embed(x, e["proj"], e["cls"], e["pos"], config=config, ops=ops,
-              interpolate_pos_encoding=interpolate_pos_encoding, tap=t)  # [B, N, D]
-    hidden, attentions = [x], []
+              interpolate_pos_encoding=interpolate_pos_encoding, tap=tap)  # [B, N, D]
+    hidden, attentions = [ops.to_numpy(x)] if output_hidden_states else None, []
     for i, block in enumerate(params["blocks"]):
-        want = probs_kind if i in keep else None
-        x, p = encoder_block(x, **block, config=config, ops=ops, head_mask=None if head_mask is None else head_mask[i],
-                             probs=want, tap=tap, name=f"blocks.{i}")  # [B, N, D]
-        if output_hidden_states:  # otherwise do not keep L arrays [B, N, D] alive (125 MB for ViViT-B)
-            hidden.append(x)
-        attentions.append(p if p is None or attention_dtype is None else p.astype(attention_dtype))
+        x, maps = encoder_block(x, **block, config=config, ops=ops, head_mask=None if head_mask is None else head_mask[i],
+                                output_attentions=request if i in keep else None, tap=tap, name=f"blocks.{i}")
+        if hidden is not None:  # otherwise do not keep L arrays [B, N, D] alive (125 MB for ViViT-B)
+            hidden.append(ops.to_numpy(x))
+        if maps is not None:
+            maps = ops.to_numpy(maps)
+            maps = maps if attention_dtype is None else maps.astype(attention_dtype)
+        attentions.append(maps)
 
     n = params["norm"]
-    x = t("final_norm", ops.layer_norm(x, n["g"], n["b"], config.layer_norm_eps))  # [B, N, D]
+    x = show(tap, ops, "final_norm", ops.layer_norm(x, n["g"], n["b"], config.layer_norm_eps))  # [B, N, D]
     pooled = logits = None
-    if "pooler" in params:
-        pooled = ops.linear(x[:, 0], params["pooler"]["w"], params["pooler"]["b"])  # [B, D] -> [B, D']
-        pooled = t("pooled", layers.activation(pooled, config.pooler_act))  # tanh by default
+    if "pooler" in params:  # tanh(dense(CLS)) by default
+        p = params["pooler"]
+        pooled = show(tap, ops, "pooled", ops.linear_act(x[:, 0], p["w"], p["b"], config.pooler_act))  # [B, D']
     if "head" in params:
-        logits = t("logits", ops.linear(x[:, 0], params["head"]["w"], params["head"]["b"]))  # [B, num_labels]
+        logits = show(tap, ops, "logits", ops.linear(x[:, 0], params["head"]["w"], params["head"]["b"]))  # [B, labels]
     return ViViTOutput(
-        logits=logits,
-        last_hidden_state=x,
-        pooler_output=pooled,
-        hidden_states=tuple(hidden) if output_hidden_states else None,
-        attentions=tuple(attentions) if probs_kind else None,
+        logits=None if logits is None else ops.to_numpy(logits),
+        last_hidden_state=ops.to_numpy(x),
+        pooler_output=None if pooled is None else ops.to_numpy(pooled),
+        hidden_states=tuple(hidden) if hidden is not None else None,
+        attentions=tuple(attentions) if request else None,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Input checks: every error says what was expected and what to do
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_pixel_values(pixel_values, config: ViViTConfig, interpolate_pos_encoding: bool, dtype):
-    if not isinstance(pixel_values, np.ndarray):
-        if hasattr(pixel_values, "detach"):  # a torch tensor
-            raise TypeError("pixel_values is a torch tensor; pass pixel_values.numpy() (minivivit is NumPy only)")
-        pixel_values = np.asarray(pixel_values)
-    T, (H, W), C = config.num_frames, config.image_hw, config.num_channels
-    expected = f"[B, T, C, H, W] = [B, {T}, {C}, {H}, {W}]"
-    if pixel_values.ndim != 5:
-        hint = " Add a batch axis with pixel_values[None]." if pixel_values.ndim == 4 else ""
-        raise ValueError(f"expected pixel_values of shape {expected}; got {pixel_values.shape}.{hint}")
-    if not np.issubdtype(pixel_values.dtype, np.floating):
-        raise TypeError(
-            f"expected float pixel_values (normalised, as minivivit.preprocess returns); got dtype "
-            f"{pixel_values.dtype}. Raw uint8 frames must go through minivivit.preprocess first."
-        )
-    B, T_in, C_in, H_in, W_in = pixel_values.shape
-    if C_in != C:
-        hint = " It looks like [B, T, H, W, C]; use pixel_values.transpose(0, 1, 4, 2, 3)." if W_in == C else ""
-        raise ValueError(f"expected pixel_values of shape {expected}; got {pixel_values.shape} "
-                         f"(channel axis 2 has {C_in}, the model has {C}).{hint}")
-    tt, ph, pw = config.tubelet_size
-    if interpolate_pos_encoding:
-        if T_in < tt or H_in < ph or W_in < pw:
-            raise ValueError(f"a clip of {T_in}x{H_in}x{W_in} (frames x H x W) is smaller than one tubelet "
-                             f"{config.tubelet_size}")
-    elif (T_in, H_in, W_in) != (T, H, W):
-        raise ValueError(
-            f"expected pixel_values of shape {expected}; got {pixel_values.shape}. Pass "
-            f"interpolate_pos_encoding=True to resize the position embeddings to this clip, or resample the clip "
-            f"to {T} frames of {H}x{W}."
-        )
-    if B == 0:
-        raise ValueError("pixel_values has batch size 0; expected at least one clip")
-    if not np.isfinite(pixel_values).all():
-        raise ValueError("pixel_values contains NaN or infinity; check the frames and the preprocessing")
-    return pixel_values.astype(dtype, copy=False)
-
-
-def _check_head_mask(head_mask, config: ViViTConfig, dtype):
-    """Accept [nh] (same for every layer) or [L, nh]; return [L, nh] or None."""
-    if head_mask is None:
-        return None
-    m = np.asarray(head_mask, dtype=dtype)
-    L, nh = config.num_hidden_layers, config.num_attention_heads
-    if m.shape == (nh,):
-        m = np.broadcast_to(m, (L, nh))
-    if m.shape != (L, nh):
-        raise ValueError(f"head_mask must have shape ({nh},) or ({L}, {nh}) (layers, heads); got {m.shape}")
-    return m
-
-
-def _attention_layer_set(attention_layers, L):
-    if attention_layers is None:
-        return set(range(L))
-    chosen = set()
-    for i in attention_layers:
-        if not -L <= int(i) < L:
-            raise ValueError(f"attention_layers: layer {i} does not exist; the model has layers 0..{L - 1}")
-        chosen.add(int(i) % L)
-    return chosen
 
 
 class Model:
@@ -282,8 +277,16 @@ class Model:
         return "head" in self.params
 
     @property
+    def has_pooler(self) -> bool:
+        return "pooler" in self.params
+
+    @property
     def labels(self) -> list[str]:
         return [self.config.id2label[i] for i in range(self.config.num_labels)]
+
+    def trace_names(self) -> list[str]:
+        """Every trace name of this model, in forward order."""
+        return trace_names(self.config.num_hidden_layers, head=self.has_head, pooler=self.has_pooler)
 
     def to(self, dtype) -> "Model":
         """A copy with every parameter cast to dtype (np.float64 for rounding-free teaching runs)."""
@@ -304,7 +307,7 @@ class Model:
 
     def __repr__(self):
         c = self.config
-        kind = "classifier" if self.has_head else "base model" + (" + pooler" if "pooler" in self.params else "")
+        kind = "classifier" if self.has_head else "base model" + (" + pooler" if self.has_pooler else "")
         return (f"Model(ViViT {kind}: {c.num_hidden_layers} layers, D={c.hidden_size}, {c.num_attention_heads} heads, "
                 f"clip {c.num_frames}x{c.image_hw[0]}x{c.image_hw[1]}, tubelet {c.tubelet_size}, "
                 f"{self.num_params() / 1e6:.2f}M params, {self.dtype})")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ViViTConfig
-from .fileio import atomic_output
+from .fileio import atomic_output, read_safetensors, safetensors_metadata
 
 FORMAT_KEY = "minivivit_config"
 
@@ -136,23 +136,33 @@ def save(path, params: dict, config: ViViTConfig, overwrite: bool = False,
 
 def load_file(path, dtype=np.float32) -> tuple[dict, ViViTConfig]:
     """Read a minivivit .safetensors file -> (nested params, config). Strict; raises ValueError."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such weights file: {path}")
-    try:
-        with safe_open(str(path), framework="np") as f:
-            meta = f.metadata() or {}
-            if FORMAT_KEY not in meta:
-                raise ValueError(
-                    f"{path} is a safetensors file but not a minivivit one (no {FORMAT_KEY!r} metadata). "
-                    f"If it is an HF checkpoint, convert it: minivivit convert DIR_OR_FILE out.safetensors"
-                )
-            flat = {k: f.get_tensor(k) for k in f.keys()}
-    except SafetensorError as e:
-        raise ValueError(f"{path} is not a readable safetensors file ({e}); is it truncated or of another format?") from e
+    if FORMAT_KEY not in safetensors_metadata(path):
+        raise ValueError(
+            f"{path} is a safetensors file but not a minivivit one (no {FORMAT_KEY!r} metadata). "
+            f"If it is an HF checkpoint, convert it: minivivit convert DIR_OR_FILE out.safetensors"
+        )
+    flat, meta = read_safetensors(path)
     config = ViViTConfig.from_hf_dict(json.loads(meta[FORMAT_KEY]))
     check_params(flat, config, source=str(path))
     flat = {k: v.astype(dtype, copy=False) for k, v in flat.items()}
     return unflatten_params(flat), config
+
+
+def init_params(config: ViViTConfig, seed: int = 0, head: bool = True, pooler: bool = False, scale: float | None = None,
+                dtype=np.float32) -> dict:
+    """Random params for `config`, every array drawn (none left at zero, as HF's init would leave biases, CLS
+    and positions, which hides bugs): N(0, scale^2) with scale = 1/sqrt(hidden_size) by default, LayerNorm
+    gains 1 + N(0, scale^2). That keeps activations O(1) through the depth, like a trained model.
+
+    The random model of tests, notebooks and benchmarks: Model(init_params(config, seed), config).
+    """
+    rng = np.random.default_rng(seed)
+    scale = config.hidden_size ** -0.5 if scale is None else scale
+    flat = {}
+    for key, shape in expected_shapes(config, head=head, pooler=pooler).items():
+        noise = rng.standard_normal(shape) * scale
+        flat[key] = (1.0 + noise if key.endswith(".g") else noise).astype(dtype)
+    return unflatten_params(flat)

@@ -1,3 +1,62 @@
+"""Shared test helpers and fixtures: the tiny config, random models and clips, the parity measure.
+
+Tests are grouped by topic (core, parity, kernels, video, explain, debug, demo, notebooks, packaging);
+helpers that need torch live in reference.py, imported only by the tests that compare with HF.
+"""
+
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import minivivit  # noqa: E402
+from minivivit.weights import init_params  # noqa: E402
+
+# The tiny model of most tests: grid (2, 2, 2) -> P = 8 tubelets, N = 9 tokens, D = 24, 3 heads, F = 40.
+TINY = dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=24, num_hidden_layers=2,
+            num_attention_heads=3, intermediate_size=40, num_labels=5)
+
+
+def tiny_config(**overrides) -> minivivit.ViViTConfig:
+    return minivivit.ViViTConfig(**{**TINY, **overrides})
+
+
+def random_model(seed: int = 0, dtype=np.float32, head: bool = True, pooler: bool = False, config=None,
+                 **overrides) -> minivivit.Model:
+    """A minivivit model with every parameter random (weights.init_params) of the tiny config (with overrides)."""
+    config = config or tiny_config(**overrides)
+    return minivivit.Model(init_params(config, seed, head=head, pooler=pooler, dtype=dtype), config)
+
+
+def random_clip(config, batch=1, seed=0, frames=None, size=None, dtype=np.float32) -> np.ndarray:
+    """N(0, 1) pixel values [batch, T, C, H, W] for a config (or another T / (H, W))."""
+    rng = np.random.default_rng(seed)
+    h, w = size or config.image_hw
+    return rng.standard_normal((batch, frames or config.num_frames, config.num_channels, h, w)).astype(dtype)
+
+
+def rel_err(ours: np.ndarray, ref) -> float:
+    """max |ours - ref| / max(1, max |ref|): the parity measure of the issues."""
+    ref = ref.detach().numpy() if hasattr(ref, "detach") else np.asarray(ref)
+    assert ours.shape == ref.shape, f"shape {ours.shape} vs reference {ref.shape}"
+    return float(np.abs(ours.astype(np.float64) - ref).max() / max(1.0, np.abs(ref).max()))
+
+
+@pytest.fixture
+def tiny():
+    """The tiny config."""
+    return tiny_config()
+
+
+@pytest.fixture
+def model():
+    """A random classifier of the tiny config."""
+    return random_model()
+
+
+@pytest.fixture
+def clip(tiny):
+    """One random clip [1, 4, 3, 32, 32] for the tiny config."""
+    return random_clip(tiny)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import add_backend_argument, weights_path
+
 import argparse
 
 
@@ -44,7 +46,7 @@ def add_parser(sub):
     p.add_argument("--normalize", default="global", choices=["global", "frame"],
                    help="one colour range for the clip (default) or each frame scaled to [0, 1]")
     p.add_argument("--smooth", action="store_true", help="interpolate between tubelet centres (default: sharp boxes)")
-    p.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cuda"], help="default: numpy")
+    add_backend_argument(p)
     p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second (default: 4)")
     p.add_argument("--preset", choices=["hf", "scenic"], help="pixel range, as in `minivivit classify`")
     p.add_argument("--save-map", metavar="FILE.npy", help="also save the drawn map on the tubelet grid [t, h, w]")
@@ -82,15 +84,15 @@ def _read_frames(path, num_frames):
 
 
 def run(args) -> int:
-    import os
     from pathlib import Path
 
     import numpy as np
 
     import minivivit
-    from minivivit import capture, explain, viz
+    from minivivit import explain
+    from minivivit.explain import viz
     from minivivit.fileio import atomic_output
-    from minivivit.preprocess import preprocess_for, processor_config_for_weights
+    from minivivit.video.preprocess import preprocess_for, processor_config_for_weights
 
     out = Path(args.out)
     if out.suffix.lower() not in (".gif", ".png", ".svg", ".pdf"):
@@ -99,10 +101,7 @@ def run(args) -> int:
         if target and Path(target).exists() and not args.force:
             raise FileExistsError(f"{target} already exists; pass --force to replace it")
     head = _parse_head(args.head)
-    weights = args.weights or os.environ.get("MINIVIVIT_WEIGHTS") or minivivit.DEFAULT_WEIGHTS
-    if not os.path.exists(weights):
-        raise FileNotFoundError(f"no --weights given and the bundled demo model {weights} does not exist (yet). "
-                                f"Pass --weights model.safetensors or an HF model directory.")
+    weights = weights_path(args.weights)
     model = minivivit.load(weights)
     config, L = model.config, model.config.num_hidden_layers
     if not -L <= args.layer < L:
@@ -116,14 +115,14 @@ def run(args) -> int:
     shown = np.clip(shown[0].transpose(0, 2, 3, 1).round(), 0, 255).astype(np.uint8)  # [T, H, W, 3]
 
     if args.method == "raw":
-        cap = capture.capture(model, x, layers=[layer], mode="cls", backend=args.backend)
+        cap = explain.capture(model, x, layers=[layer], output_attentions="cls", backend=args.backend)
         v = explain.fuse_heads(cap.attentions[layer][0], head, axis=-2)  # [nh, N] -> [N]
         logits, what = cap.output.logits, f"CLS attention, layer {layer}, head {head}"
     else:
         start = args.start_layer % L
         if start > layer:
             raise ValueError(f"--start-layer {args.start_layer} comes after --layer {args.layer}")
-        v, _, output = capture.cls_rollout(model, x, head_fusion=head, alpha=args.alpha, discard_ratio=args.discard,
+        v, _, output = explain.cls_rollout(model, x, head_fusion=head, alpha=args.alpha, discard_ratio=args.discard,
                                            start_layer=start, end_layer=layer, backend=args.backend)
         v, logits = v[0], output.logits  # [N]
         what = f"CLS rollout, layers {start}-{layer}, heads {head}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import add_backend_argument, weights_path
+
 import argparse
 import json
 import sys
@@ -29,7 +31,7 @@ def add_parser(sub):
     )
     p.add_argument("video", help="video file, animated GIF/APNG/WebP, or a folder of frame images")
     p.add_argument("--weights", metavar="PATH", help="minivivit .safetensors or HF model directory (default: the bundled demo model)")
-    p.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cuda"], help="default: numpy")
+    add_backend_argument(p)
     p.add_argument("--top-k", type=int, metavar="K", default=5, help="how many labels to print (default: 5)")
     p.add_argument("--views", default="1x1", metavar="CxK", help="temporal clips x spatial crops, e.g. 4x3 (default: 1x1)")
     p.add_argument("--sampling", choices=["uniform", "hf", "scenic"],
@@ -51,22 +53,14 @@ def run(args) -> int:
     import numpy as np
 
     import minivivit
-    from minivivit.multiview import classify, parse_views
-    from minivivit.preprocess import load_processor_config, processor_config_for_weights
+    from minivivit.video.classify import classify, parse_views
+    from minivivit.video.preprocess import load_processor_config, processor_config_for_weights
     from minivivit.video import VideoDependencyError
 
     views = parse_views(args.views)
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1; got {args.top_k}")
-    weights = args.weights
-    if weights is None:
-        import os
-
-        weights = os.environ.get("MINIVIVIT_WEIGHTS") or minivivit.DEFAULT_WEIGHTS
-        if not os.path.exists(weights):
-            raise FileNotFoundError(
-                f"no --weights given and the bundled demo model {weights} does not exist (yet). Pass --weights "
-                f"model.safetensors or an HF model directory (`minivivit convert` makes one from an HF checkpoint).")
+    weights = weights_path(args.weights)
     model = minivivit.load(weights)
     if args.preprocessor_config:
         processor_config = load_processor_config(args.preprocessor_config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import add_backend_argument
+
 import argparse
 import sys
 import textwrap
@@ -50,8 +52,7 @@ def add_parser(sub):
     c.add_argument("--exclude", nargs="+", metavar="GLOB", help="trace names to leave out (fnmatch globs)")
     c.add_argument("--atol", type=float, help="absolute tolerance (default: per dtype, 1e-4 for float32)")
     c.add_argument("--rtol", type=float, help="relative tolerance (default: per dtype, 1e-4 for float32)")
-    c.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cuda"], help="minivivit backend "
-                                                                                          "(default: numpy)")
+    add_backend_argument(c, help_prefix="minivivit backend; ")
 
 
 def _load_hf(hf_dir, structure, torch_needed_message):
@@ -83,7 +84,7 @@ def _clip(args, config):
         note = (f"clip: random N(0, 1) pixel values {shape} (seed {args.seed}); pass --video clip.mp4 for real "
                 f"frames")
         return rng.standard_normal(shape).astype(np.float32), note
-    from minivivit.preprocess import preprocess_for, processor_config_for_weights
+    from minivivit.video.preprocess import preprocess_for, processor_config_for_weights
     from minivivit.video import VideoDependencyError, read_video
 
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import add_backend_argument
+
 import argparse
 
 DEFAULT_OUT = "attention.gif"
@@ -15,7 +17,7 @@ def add_parser(sub):
         help="classify a generated clip with the bundled model and write an attention GIF",
         description=(
             "Generate a synthetic clip (minivivit.data: a small object moving left, right, up or down over a\n"
-            "textured background), classify it with the bundled demo model (weights/vivit-demo.safetensors, or\n"
+            "textured background), classify it with the bundled demo model (minivivit/assets/vivit-demo.safetensors, or\n"
             "$MINIVIVIT_WEIGHTS), print the top labels against the true one, and write an animated GIF of the\n"
             "CLS token's attention rollout over the frames: a trained model looks at the moving object.\n\n"
             "Without --out the GIF goes to attention.gif, or attention-2.gif, ... if that exists; an explicit\n"
@@ -32,7 +34,7 @@ def add_parser(sub):
     p.add_argument("--out", help=f"GIF to write (default: {DEFAULT_OUT}, or a fresh numbered name if it exists)")
     p.add_argument("--seed", type=int, default=0, help="which generated clip (default: 0)")
     p.add_argument("--label", choices=LABELS, help="force the direction of motion (default: drawn with the clip)")
-    p.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cuda"], help="default: numpy")
+    add_backend_argument(p)
     p.add_argument("--top-k", type=int, default=4, help="labels to print (default: 4)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
@@ -50,15 +52,15 @@ def fresh_path(name: str):
 
 
 def run(args) -> int:
-    import importlib.util
     from pathlib import Path
 
     import numpy as np
 
     import minivivit
-    from minivivit import capture, explain, viz
+    from minivivit import explain, layers
+    from minivivit.explain import viz
     from minivivit.data import LABELS, make_clip
-    from minivivit.preprocess import preprocess_for
+    from minivivit.video.preprocess import preprocess_for
 
     if args.out is None:
         out = fresh_path(DEFAULT_OUT)
@@ -81,10 +83,8 @@ def run(args) -> int:
 
     clip = make_clip(args.seed, 0, num_frames=config.num_frames, size=config.image_hw[0], label=args.label)
     x = preprocess_for(config, clip.frames)  # [1, T, C, H, W]
-    v, tokens, output = capture.cls_rollout(model, x, backend=args.backend)  # v: [1, N] CLS rollout
-    logits = output.logits[0].astype(np.float64)  # [num_labels]
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
+    v, tokens, output = explain.cls_rollout(model, x, backend=args.backend)  # v: [1, N] CLS rollout
+    probs = layers.softmax(output.logits[0].astype(np.float64))  # [num_labels]
 
     print(f"clip: seed {args.seed}, {config.num_frames} frames of {config.image_hw[0]}x{config.image_hw[1]}, "
           f"a {clip.shape} moving {clip.label_name} at {clip.speed:.1f} px/frame")
@@ -101,9 +101,6 @@ def run(args) -> int:
     print(f"attention: the object touches {on_object.mean():.1%} of the tubelets and gets {share:.1%} of the "
           f"CLS rollout ({share / on_object.mean():.1f}x its uniform share)")
 
-    if importlib.util.find_spec("matplotlib") is None:
-        raise RuntimeError("drawing the GIF needs matplotlib: python -m pip install 'minivivit[viz]' (the numbers above "
-                           "need only the core)")
     viz.save_attention_gif(clip.frames, v[0], config, out, label="CLS attention rollout", overwrite=args.force)
     print(f"wrote {out} ({config.num_frames} frames): the colours show where the CLS token draws its information from")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import fileio
 from ..config import ViViTConfig
 from ..weights import expected_shapes, unflatten_params
 
@@ -132,24 +133,8 @@ def _example_hf_name(ours: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _progress(items, desc, total_bytes):
-    """A tqdm bar for checkpoints big enough to wait for (> 50 MB); plain iteration otherwise."""
-    if total_bytes < 50e6:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit="tensor")
-
-
 def read_safetensors(path) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="np") as f:
-            keys = list(f.keys())
-            return {k: f.get_tensor(k) for k in _progress(keys, f"reading {Path(path).name}", Path(path).stat().st_size)}
-    except SafetensorError as e:
-        raise ValueError(f"{path} is not a readable safetensors file ({e}); is it truncated?") from e
+    return fileio.read_safetensors(path, progress=True)[0]
 
 
 def read_weights_file(path) -> dict[str, np.ndarray]:

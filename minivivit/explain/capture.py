@@ -1,0 +1,182 @@
+"""Capturing attention maps without running out of memory.
+
+All 12 layers x 12 heads of ViViT-B as full maps are 12*12*3137*3137*4 bytes = 5.67 GB (float32).
+`capture` estimates the size of what you ask for BEFORE the forward pass and refuses a request above
+`max_bytes` with the size and cheaper alternatives, unless `force=True`:
+
+    cap = capture(model, x, output_attentions="cls")              # CLS rows of every layer: 1.8 MB at ViViT-B
+    cap = capture(model, x, output_attentions="full", layers=[-1])  # one layer's full maps: 472 MB
+    v, tokens, out = cls_rollout(model, x)                        # CLS rollout, one full map alive at a time
+
+`output_attentions` takes the forward pass's values ("full" or "cls"; `mode=` is the older name for it).
+Shapes use the letters of minivivit/layers.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..inputs import attention_request
+from ..tokens import TokenMap
+from .rollout import rollout_cls
+
+DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB: refuses all full maps of ViViT-B (5.67 GB), allows a few layers
+
+
+@dataclass
+class Captured:
+    """What `capture` returns."""
+
+    attentions: tuple  # L entries: [B, nh, N, N] ("full") or [B, nh, N] ("cls"); None for layers not kept
+    output_attentions: str  # "full" or "cls"
+    tokens: TokenMap  # the token <-> pixel map of this clip
+    output: object  # the ViViTOutput (logits, last_hidden_state, ...; attentions as above)
+    nbytes: int  # bytes the kept maps occupy
+
+    @property
+    def mode(self) -> str:
+        """The older name of output_attentions."""
+        return self.output_attentions
+
+
+def format_bytes(n: float) -> str:
+    """5668282944 -> '5.67 GB' (decimal units, as disk and RAM sizes are usually quoted)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+
+
+def estimate_bytes(config, pixel_shape, layers=None, output_attentions: str = "cls", dtype=np.float32) -> int:
+    """Bytes of the attention maps a forward pass would keep, computed from shapes only (no forward).
+
+    pixel_shape: [B, T, C, H, W]. layers: None (all) or a list of layer indices. output_attentions: "full"
+    keeps [B, nh, N, N] per layer, "cls" keeps the CLS rows [B, nh, N].
+    """
+    request = _request(output_attentions)
+    B, N = pixel_shape[0], TokenMap.for_config(config, pixel_shape).num_tokens
+    L = config.num_hidden_layers
+    kept = L if layers is None else len({int(i) % L for i in layers})
+    per_layer = B * config.num_attention_heads * N * (N if request == "full" else 1)  # numbers per layer
+    return kept * per_layer * np.dtype(dtype).itemsize
+
+
+class AttentionBudgetError(MemoryError, ValueError):
+    """A capture request above the memory limit (a ValueError too, so the CLI reports it cleanly)."""
+
+
+def check_budget(nbytes: int, max_bytes: int | None, force: bool, what: str, cheaper: list[str]):
+    """Raise AttentionBudgetError naming the size and the cheaper alternatives when nbytes > max_bytes (unless force)."""
+    if force or max_bytes is None or nbytes <= max_bytes:
+        return
+    options = "".join(f"\n  - {c}" for c in cheaper)
+    raise AttentionBudgetError(f"{what} needs {format_bytes(nbytes)}, above the limit of {format_bytes(max_bytes)}. "
+                      f"Cheaper:{options}\n  - or pass force=True (CLI: --force) to capture anyway.")
+
+
+def _request(output_attentions) -> str:
+    """capture's requests: "full" or "cls" (a capture always keeps maps)."""
+    request = attention_request(output_attentions)
+    if request is None:
+        raise ValueError(f"capture needs output_attentions='full' or 'cls'; got {output_attentions!r}")
+    return request
+
+
+def capture(model, pixel_values, layers=None, output_attentions: str = "cls", dtype=None,
+            max_bytes: int | None = DEFAULT_MAX_BYTES, force: bool = False, backend: str = "numpy",
+            interpolate_pos_encoding: bool = False, mode: str | None = None) -> Captured:
+    """Run the model and keep the attention maps of `layers` (None = all): full maps or CLS rows only.
+
+    output_attentions: "cls" (CLS rows, default) or "full"; `mode` is its older name and wins if given.
+    dtype: storage dtype of the maps (np.float16 halves them; None = the model's dtype). The size is
+    estimated first; above max_bytes an AttentionBudgetError (a MemoryError) lists the cheaper
+    requests, unless force=True.
+    """
+    request = _request(output_attentions if mode is None else mode)
+    shape = np.shape(pixel_values)
+    if len(shape) != 5:
+        raise ValueError(f"expected pixel_values [B, T, C, H, W]; got shape {shape}")
+    config = model.config
+    store = np.dtype(dtype or model.dtype)
+    nbytes = estimate_bytes(config, shape, layers, request, store)
+    cheaper = []
+    if request == "full":
+        cheaper.append(f"output_attentions='cls' keeps only the CLS rows: "
+                       f"{format_bytes(estimate_bytes(config, shape, layers, 'cls', store))}")
+    if layers is None or len(set(layers)) > 1:
+        cheaper.append(f"layers=[-1] keeps one layer: {format_bytes(estimate_bytes(config, shape, [-1], request, store))}")
+    if store.itemsize > 2:
+        cheaper.append(f"dtype=np.float16 halves it: {format_bytes(estimate_bytes(config, shape, layers, request, np.float16))}")
+    if request == "full":
+        cheaper.append("for the CLS rollout, minivivit.explain.cls_rollout(model, x) keeps one full map at a time")
+    what = (f"capturing {request} attention maps of {'all' if layers is None else len(set(layers))} layer(s) "
+            f"(batch {shape[0]}, {config.num_attention_heads} heads, {TokenMap.for_config(config, shape).num_tokens} "
+            f"tokens, {store.name})")
+    check_budget(nbytes, max_bytes, force, what, cheaper)
+    out = model(pixel_values, backend=backend, output_attentions=request, attention_layers=layers,
+                attention_dtype=None if dtype is None else store, interpolate_pos_encoding=interpolate_pos_encoding)
+    return Captured(out.attentions, request, TokenMap.for_config(config, shape), out, nbytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory-light CLS rollout: recompute one layer's full map at a time from the hidden states
+# ---------------------------------------------------------------------------------------------
+
+
+def recompute_attention(model, hidden_state, layer: int, backend: str = "numpy"):
+    """Block `layer`'s full attention maps [B, nh, N, N] from its input hidden state [B, N, D].
+
+    Runs the model's own attention sublayer (LayerNorm + self-attention, minivivit.model), so the maps
+    are the ones the forward pass computed.
+    """
+    from ..kernels import get_backend
+    from ..model import attention_sublayer
+
+    ops = get_backend(backend)
+    block = model.params["blocks"][layer]
+    _, maps = attention_sublayer(hidden_state, block["ln1"], block["attn"], config=model.config, ops=ops,
+                                 output_attentions="full")  # [B, nh, N, N]
+    return ops.to_numpy(maps)
+
+
+class _RecomputedMaps:
+    """A lazy sequence of layers' full maps: item i is recomputed from hidden_states[i] when asked for."""
+
+    def __init__(self, model, hidden_states, num_layers, backend):
+        self.model, self.hidden, self.n, self.backend = model, hidden_states, num_layers, backend
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return recompute_attention(self.model, self.hidden[i], i, self.backend)
+
+
+def cls_rollout(model, pixel_values, head_fusion="mean", alpha: float = 0.5, discard_ratio: float = 0.0,
+                start_layer: int = 0, end_layer: int | None = None, backend: str = "numpy",
+                interpolate_pos_encoding: bool = False, max_bytes: int | None = DEFAULT_MAX_BYTES,
+                force: bool = False):
+    """CLS-row attention rollout through layers start_layer..end_layer: returns (v [B, N], tokens, output).
+
+    Memory: the L+1 hidden states [B, N, D] plus ONE layer's full map [B, nh, N, N] at a time (for
+    ViViT-B: 125 MB + 472 MB instead of 5.67 GB for every map). The forward pass keeps the hidden
+    states; then, from the last layer down, each layer's map is recomputed and folded into the
+    vector v^T <- v^T A_hat_l (explain.rollout_cls), which equals row 0 of the full product.
+    """
+    config = model.config
+    shape = np.shape(pixel_values)
+    L = config.num_hidden_layers
+    end = L - 1 if end_layer is None else end_layer % L
+    tokens = TokenMap.for_config(config, shape)
+    itemsize = np.dtype(model.dtype).itemsize
+    nbytes = ((L + 1) * shape[0] * tokens.num_tokens * config.hidden_size * itemsize
+              + estimate_bytes(config, shape, [0], "full", model.dtype))
+    check_budget(nbytes, max_bytes, force, "the CLS rollout (hidden states + one full map)",
+                 ["a smaller batch or clip (interpolate_pos_encoding=True)"])
+    out = model(pixel_values, backend=backend, output_hidden_states=True,
+                interpolate_pos_encoding=interpolate_pos_encoding)
+    maps = _RecomputedMaps(model, out.hidden_states, end + 1, backend)
+    v = rollout_cls(maps, head_fusion=head_fusion, alpha=alpha, discard_ratio=discard_ratio, start_layer=start_layer)
+    return v, tokens, out
