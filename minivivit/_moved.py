@@ -13,7 +13,7 @@ import warnings
 MOVED = {  # old module -> new module
     "minivivit.sampling": "minivivit.video.sampling",
     "minivivit.multiview": "minivivit.video.classify",
-    "minivivit.capture": "minivivit.explain.capture",
+    "minivivit.capture": "minivivit.explain.capturing",
     "minivivit.viz": "minivivit.explain.viz",
     "minivivit.debug_hf": "minivivit.debug.hf",
     "minivivit.debug_report": "minivivit.debug.compare",

@@ -29,8 +29,8 @@ def default_weights() -> Path:
     if not path.exists():
         where = f"${WEIGHTS_ENV} points to {path}, which" if os.environ.get(WEIGHTS_ENV) else \
             f"the bundled demo weights {path}"
-        raise FileNotFoundError(f"{where} does not exist. Pass weights explicitly (a minivivit .safetensors file or "
-                                f"an HF model directory; `minivivit convert` makes the former from the latter).")
+        raise FileNotFoundError(f"{where} does not exist. Pass weights explicitly: a minivivit .safetensors file or "
+                                f"an HF model directory (`minivivit convert` makes the former from the latter).")
     return path
 
 

@@ -35,7 +35,7 @@ class ViViTConfig:
     label2id: dict[str, int] | None = field(default=None, compare=False)  # None -> inverse of id2label
 
     def __post_init__(self):
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_ = lambda name, value: object.__setattr__(self, name, value)
         set_("tubelet_size", tuple(int(s) for s in self.tubelet_size))
         if isinstance(self.image_size, (list, tuple)):
             set_("image_size", tuple(int(s) for s in self.image_size))
@@ -92,7 +92,7 @@ class ViViTConfig:
 
     # ---- HF config.json ------------------------------------------------------------------
     @classmethod
-    def from_hf_dict(cls, d: dict) -> "ViViTConfig":
+    def from_hf_dict(cls, d: dict) -> ViViTConfig:
         """Build from an HF `config.json` dict; unknown HF keys (architectures, dtype, ...) are ignored."""
         d = dict(d)
         if d.get("model_type", "vivit") != "vivit":
@@ -114,14 +114,14 @@ class ViViTConfig:
         return d
 
     @classmethod
-    def from_json_file(cls, path: str | Path) -> "ViViTConfig":
+    def from_json_file(cls, path: str | Path) -> ViViTConfig:
         with open(path, encoding="utf-8") as f:
             return cls.from_hf_dict(json.load(f))
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_hf_dict(), indent=2, sort_keys=True)
 
-    def replace(self, **changes) -> "ViViTConfig":
+    def replace(self, **changes) -> ViViTConfig:
         """A copy with some fields changed (the dataclass is frozen)."""
         if "num_labels" in changes and "id2label" not in changes:
             changes.update(id2label=None, label2id=None)

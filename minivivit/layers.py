@@ -208,7 +208,8 @@ ACTIVATIONS = {
 def activation_function(name):
     """The formula of hidden_act `name`, with a clear error for a name HF does not know."""
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r} (hidden_act / pooler_act); minivivit knows {sorted(ACTIVATIONS)}")
+        raise ValueError(f"unknown activation {name!r} (hidden_act / pooler_act); minivivit knows "
+                         f"{sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]
 
 
@@ -281,7 +282,8 @@ def attention(q, k, v, num_heads, head_mask=None, output_attentions=None):
     full = np.empty((B, nh, N, N), q.dtype) if output_attentions == "full" else None
     cls = np.empty((B, nh, N), q.dtype) if output_attentions == "cls" else None
     for h in range(nh):
-        p = attention_probs(attention_scores(q[:, h], k[:, h]), None if head_mask is None else head_mask[h])  # [B, N, N]
+        gain = None if head_mask is None else head_mask[h]
+        p = attention_probs(attention_scores(q[:, h], k[:, h]), gain)  # [B, N, N]
         context[:, h] = p @ v[:, h]  # [B, N, N] @ [B, N, d] -> [B, N, d]
         if full is not None:
             full[:, h] = p

@@ -205,7 +205,8 @@ def vivit_forward(
               interpolate_pos_encoding=interpolate_pos_encoding, tap=tap)  # [B, N, D]
     hidden, attentions = [ops.to_numpy(x)] if output_hidden_states else None, []
     for i, block in enumerate(params["blocks"]):
-        x, maps = encoder_block(x, **block, config=config, ops=ops, head_mask=None if head_mask is None else head_mask[i],
+        mask = None if head_mask is None else head_mask[i]  # [nh]
+        x, maps = encoder_block(x, **block, config=config, ops=ops, head_mask=mask,
                                 output_attentions=request if i in keep else None, tap=tap, name=f"blocks.{i}")
         if hidden is not None:  # otherwise do not keep L arrays [B, N, D] alive (125 MB for ViViT-B)
             hidden.append(ops.to_numpy(x))
@@ -288,7 +289,7 @@ class Model:
         """Every trace name of this model, in forward order."""
         return trace_names(self.config.num_hidden_layers, head=self.has_head, pooler=self.has_pooler)
 
-    def to(self, dtype) -> "Model":
+    def to(self, dtype) -> Model:
         """A copy with every parameter cast to dtype (np.float64 for rounding-free teaching runs)."""
         from .weights import map_params
 

@@ -35,11 +35,10 @@ import numpy as np
 from IPython.display import Image, display
 
 import minivivit
-from minivivit import viz
-from minivivit.capture import cls_rollout
 from minivivit.data import make_clip
-from minivivit.preprocess import preprocess_for
+from minivivit.explain import cls_rollout, viz
 from minivivit.video import read_video
+from minivivit.video.preprocess import preprocess_for
 
 scratch = tempfile.TemporaryDirectory(prefix="minivivit-tour-")  # deleted when the kernel stops
 workdir = Path(scratch.name)  # everything this notebook writes goes here

@@ -233,7 +233,7 @@ print(f"time:  adjacent slices {adjacent:+.2f}   least similar pair {distant:+.2
 # vector of another, randomly chosen tubelet, and classify the same fresh clips again.
 
 # %%
-from minivivit.preprocess import preprocess_for
+from minivivit.video.preprocess import preprocess_for
 
 fresh = [make_clip(seed=5, index=i) for i in range(16)]
 pixels = preprocess_for(demo.config, np.stack([c.frames for c in fresh]))  # [16, T, 3, H, W]
@@ -323,10 +323,9 @@ else:
 
 # %%
 rng = np.random.default_rng(1)
-from minivivit.weights import expected_shapes, unflatten_params
+from minivivit.weights import init_params
 
-params = unflatten_params({k: rng.normal(0, 0.1, s) + k.endswith(".g") for k, s in expected_shapes(config, True, False).items()})
-model = minivivit.Model(params, config).to(np.float64)
+model = minivivit.Model(init_params(config, seed=1, scale=0.1), config).to(np.float64)
 small = rng.normal(size=(1, 8, 3, 48, 48))  # 8 frames of 48x48 instead of 16 of 64x64
 trace = debug.trace(model, small, include="embed.out", interpolate_pos_encoding=True)  # the library's embedding
 e = model.params["embed"]

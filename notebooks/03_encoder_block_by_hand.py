@@ -31,7 +31,7 @@ import numpy as np
 
 import minivivit
 from minivivit import debug, layers
-from minivivit.weights import expected_shapes, flatten_params, unflatten_params
+from minivivit.weights import expected_shapes, flatten_params, init_params
 
 # %% [markdown]
 # ## A small model and its trace
@@ -41,18 +41,16 @@ from minivivit.weights import expected_shapes, flatten_params, unflatten_params
 # 8·8·8 = 512 tubelet tokens + CLS). We run it in **float64**: then "my step equals the library's"
 # means equal to ~1e-15, and any real mistake stands out by many orders of magnitude.
 # `debug.trace` runs the forward pass and keeps every named intermediate (`blocks.0.ln1`,
-# `blocks.0.q`, …, `logits`; the list is in `minivivit/debug.py`).
+# `blocks.0.q`, …, `logits`; the list is in `minivivit/model.py`).
 
 # %%
 config = minivivit.ViViTConfig(image_size=64, num_frames=16, tubelet_size=(2, 8, 8), hidden_size=64,
                                num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, num_labels=4)
 rng = np.random.default_rng(0)
-flat = {}
-for key, shape in expected_shapes(config, head=True, pooler=False).items():  # every weight's name and shape
-    flat[key] = rng.normal(0, 1 / np.sqrt(config.hidden_size), shape)
-    if key.endswith(".g"):
-        flat[key] += 1.0  # LayerNorm gains around 1, as in a trained model
-model = minivivit.Model(unflatten_params(flat), config).to(np.float64)
+# every weight drawn from N(0, 1/D) (LayerNorm gains around 1, as in a trained model); expected_shapes lists
+# every name and shape the config implies, which is what init_params fills
+print({k: s for k, s in list(expected_shapes(config, head=True, pooler=False).items())[:5]}, "...")
+model = minivivit.Model(init_params(config, seed=0), config).to(np.float64)
 print(model)
 
 x = rng.normal(size=(1, config.num_frames, 3, *config.image_hw))  # [B, T, C, H, W], float64

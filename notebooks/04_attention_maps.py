@@ -30,10 +30,10 @@ import numpy as np
 from IPython.display import HTML, display
 
 import minivivit
-from minivivit import explain, viz
-from minivivit.capture import capture, cls_rollout
+from minivivit import explain
 from minivivit.data import make_clip
-from minivivit.preprocess import preprocess_for
+from minivivit.explain import capture, cls_rollout, viz
+from minivivit.video.preprocess import preprocess_for
 
 model = minivivit.load()  # weights/vivit-demo.safetensors
 print(model)
@@ -200,7 +200,7 @@ print("a model with another classifier gives the identical rollout: it says noth
 # %% [markdown]
 # ## Final check
 #
-# (1) The memory-light rollout (`capture.cls_rollout`, one full map alive at a time — what you need
+# (1) The memory-light rollout (`explain.cls_rollout`, one full map alive at a time — what you need
 # at ViViT-B size) equals the full-matrix product. (2) The trained model looks at the object: over
 # a few clips, the rollout share on tubelets the object covers is well above their share of the clip.
 

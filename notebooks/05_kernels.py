@@ -22,8 +22,8 @@
 # | backend | where | what it is for |
 # |---|---|---|
 # | `"numpy"` | `minivivit/layers.py` | the readable reference |
-# | `"numba"` | `minivivit/kernels/numba_*.py` | fast on the CPU (JIT-compiled, parallel, fused) |
-# | `"cuda"` | `minivivit/kernels/cuda_*.py` | NVIDIA GPUs via numba.cuda; here run by the **simulator** |
+# | `"numba"` | `minivivit/kernels/numba/` | fast on the CPU (JIT-compiled, parallel, fused) |
+# | `"cuda"` | `minivivit/kernels/cuda/` | NVIDIA GPUs via numba.cuda; here run by the **simulator** |
 #
 # We check the three agree on GELU, the tubelet projection and attention; see why blocked
 # ("flash") attention never needs the N×N matrix; and measure a small timing table.
@@ -257,13 +257,11 @@ plt.show()
 
 # %%
 import minivivit
-from minivivit.weights import expected_shapes, unflatten_params
+from minivivit.weights import init_params
 
 config = minivivit.ViViTConfig(image_size=16, num_frames=4, tubelet_size=(2, 8, 8), hidden_size=16,
                                num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, num_labels=3)
-params = unflatten_params({key: (rng.standard_normal(shape) / 4 + key.endswith(".g")).astype(f32)
-                           for key, shape in expected_shapes(config, head=True, pooler=False).items()})
-model = minivivit.Model(params, config)
+model = minivivit.Model(init_params(config, seed=0), config)  # every weight random
 clip = rng.standard_normal((1, 4, 3, 16, 16)).astype(f32)
 logits = {backend: model(clip, backend=backend).logits for backend in ("numpy", "numba", "cuda")}
 for backend in ("numba", "cuda"):

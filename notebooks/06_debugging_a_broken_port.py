@@ -37,6 +37,7 @@ from transformers import VivitConfig, VivitForVideoClassification
 
 import minivivit
 from minivivit import debug
+from minivivit.bench.hf_reference import randomise_
 
 # %% [markdown]
 # ## The reference and a correct port
@@ -50,12 +51,7 @@ from minivivit import debug
 hf_config = VivitConfig(image_size=32, num_frames=8, tubelet_size=[2, 8, 8], hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=4, intermediate_size=64, num_labels=4, hidden_act="gelu_fast")
 torch.manual_seed(0)
-hf = VivitForVideoClassification(hf_config).eval()
-g = torch.Generator().manual_seed(0)
-with torch.no_grad():
-    for name, p in hf.named_parameters():
-        is_gain = "layernorm" in name and name.endswith("weight")
-        p.copy_(torch.randn(p.shape, generator=g) * hf_config.hidden_size ** -0.5 + (1.0 if is_gain else 0.0))
+hf = randomise_(VivitForVideoClassification(hf_config), seed=0)  # every parameter ~ N(0, 1/D), LayerNorm gains ~ 1
 
 scratch = tempfile.TemporaryDirectory(prefix="tiny-vivit-")  # deleted when the kernel stops
 checkpoint = scratch.name

@@ -5,14 +5,18 @@ helpers that need torch live in reference.py, imported only by the tests that co
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+FIXTURES = ROOT / "tests" / "fixtures"  # stored reference data
 
-import minivivit  # noqa: E402
-from minivivit.weights import init_params  # noqa: E402
+import numpy as np
+import pytest
+
+import minivivit
+from minivivit.weights import init_params
 
 # The tiny model of most tests: grid (2, 2, 2) -> P = 8 tubelets, N = 9 tokens, D = 24, 3 heads, F = 40.
 TINY = dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=24, num_hidden_layers=2,

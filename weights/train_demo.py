@@ -9,11 +9,11 @@ HF `VivitForVideoClassification` (trained here with torch) -> `save_pretrained` 
 
 Data: minivivit.data clips, drawn fresh for every step from stream TRAIN_SEED (clip k of step s is
 make_clip(TRAIN_SEED, s * batch + k)); held-out accuracy uses stream VAL_SEED. The test suite uses a
-third seed that neither touches (tests/test_demo_model.py).
+third seed that neither touches (tests/demo/test_demo_model.py).
 
 Pixels are preprocessed exactly as minivivit (and HF's VivitImageProcessor with its defaults at the
 model's own 64x64 size: no resize, no crop) does at inference: x / 127.5 - 1, then (x - 0.5) / 0.5,
-so pixels land in [-3, 1]. tests/test_train_smoke.py checks `pixel_values` against VivitImageProcessor.
+so pixels land in [-3, 1]. tests/demo/test_train_smoke.py checks `pixel_values` against VivitImageProcessor.
 
 Determinism: torch.manual_seed, torch.use_deterministic_algorithms(True), 2 threads. Same machine,
 same library versions -> the same file, bit for bit (weights/README.md says where it may differ).
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-TRAIN_SEED, VAL_SEED = 0, 1  # clip streams; tests/test_demo_model.py uses TEST_SEED = 2024
+TRAIN_SEED, VAL_SEED = 0, 1  # clip streams; tests/demo/test_demo_model.py uses TEST_SEED = 2024
 
 # The demo model: ViViT-shaped, small. Grid (8, 8, 8) = 512 tubelets + CLS; 0.16 M parameters.
 # Hidden 64 rather than 128: at 128 (and 4 layers) a step costs ~3.6x more and 600 steps no longer fit the budget.
@@ -55,7 +55,7 @@ SMOKE = {
 def preprocess(frames: np.ndarray) -> np.ndarray:
     """uint8 [B, T, H, W, 3] -> float32 [B, T, 3, H, W] in [-3, 1]: VivitImageProcessor's defaults, no resize.
 
-    HF's arithmetic, step for step (so the result is bit-identical, see tests/test_train_smoke.py):
+    HF's arithmetic, step for step (so the result is bit-identical, see tests/demo/test_train_smoke.py):
     rescale with offset in float64, cast to float32, minus 1 (in [-1, 1]); then normalise with
     mean = std = 0.5 in float32 ((x - 0.5) / 0.5, in [-3, 1]). minivivit.preprocess does the same.
     """

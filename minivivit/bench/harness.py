@@ -27,7 +27,7 @@ def vivit_b(**changes) -> dict:
     """ViViT-B's HF config dict (ViViTConfig's defaults are ViViT-B), with changes."""
     from ..config import ViViTConfig
 
-    cfg = {k: v for k, v in ViViTConfig().to_hf_dict().items() if k not in ("id2label", "label2id")}
+    cfg = {k: v for k, v in ViViTConfig().to_hf_dict().items() if k not in ("id2label", "label2id", "model_type")}
     return {**cfg, **changes}
 
 

@@ -36,5 +36,8 @@ def random_hf_model(config: dict, kind: str = "classifier", seed: int = 0, add_p
                            "python -m pip install -e '.[dev]'") from e
     torch.manual_seed(seed)
     cfg = VivitConfig(**config)
-    model = VivitForVideoClassification(cfg) if kind == "classifier" else VivitModel(cfg, add_pooling_layer=add_pooling_layer)
+    if kind == "classifier":
+        model = VivitForVideoClassification(cfg)
+    else:
+        model = VivitModel(cfg, add_pooling_layer=add_pooling_layer)
     return randomise_(model, seed)

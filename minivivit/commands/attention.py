@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .common import add_backend_argument, weights_path
-
 import argparse
+
+from .common import add_backend_argument, weights_path
 
 
 def add_parser(sub):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .common import add_backend_argument, weights_path
-
 import argparse
 import json
 import sys
+
+from .common import add_backend_argument, weights_path
 
 
 def add_parser(sub):
@@ -53,9 +53,9 @@ def run(args) -> int:
     import numpy as np
 
     import minivivit
+    from minivivit.video import VideoDependencyError
     from minivivit.video.classify import classify, parse_views
     from minivivit.video.preprocess import load_processor_config, processor_config_for_weights
-    from minivivit.video import VideoDependencyError
 
     views = parse_views(args.views)
     if args.top_k < 1:

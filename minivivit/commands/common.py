@@ -17,4 +17,10 @@ def weights_path(weights):
 
     from minivivit.checkpoint import default_weights
 
-    return default_weights() if weights is None else Path(weights)
+    if weights is not None:
+        return Path(weights)
+    try:
+        return default_weights()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"no --weights given and {e} Pass --weights model.safetensors (or an HF model "
+                                f"directory).") from None

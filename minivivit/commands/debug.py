@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .common import add_backend_argument
-
 import argparse
 import sys
 import textwrap
 import time
+
+from .common import add_backend_argument
 
 MAPS_LIMIT_BYTES = 2 * 2**30  # above this, attention maps (scores, probs) are left out unless --include asks
 
@@ -84,8 +84,8 @@ def _clip(args, config):
         note = (f"clip: random N(0, 1) pixel values {shape} (seed {args.seed}); pass --video clip.mp4 for real "
                 f"frames")
         return rng.standard_normal(shape).astype(np.float32), note
-    from minivivit.video.preprocess import preprocess_for, processor_config_for_weights
     from minivivit.video import VideoDependencyError, read_video
+    from minivivit.video.preprocess import preprocess_for, processor_config_for_weights
 
     try:
         frames, meta = read_video(args.video, num_frames=config.num_frames)  # [T, H, W, 3] uint8

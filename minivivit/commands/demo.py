@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .common import add_backend_argument
-
 import argparse
+
+from .common import add_backend_argument
 
 DEFAULT_OUT = "attention.gif"
 
@@ -58,8 +58,8 @@ def run(args) -> int:
 
     import minivivit
     from minivivit import explain, layers
-    from minivivit.explain import viz
     from minivivit.data import LABELS, make_clip
+    from minivivit.explain import viz
     from minivivit.video.preprocess import preprocess_for
 
     if args.out is None:

@@ -1,7 +1,7 @@
 """Where a video transformer looks: attention capture, rollout, per-head metrics and figures.
 
     from minivivit import explain
-    cap = explain.capture(model, x, output_attentions="cls")   # memory-checked capture (capture.py)
+    cap = explain.capture(model, x, output_attentions="cls")   # memory-checked capture (capturing.py)
     v, tokens, out = explain.cls_rollout(model, x)            # CLS rollout, one full map at a time
     heat = tokens.to_grid(v[0])                               # [t, h, w] (minivivit.tokens.TokenMap)
     explain.mean_attention_distance(full_maps, tokens)        # per-head metrics (metrics.py)
@@ -11,7 +11,7 @@ Maths only here (NumPy); viz.py draws what these functions compute.
 """
 
 from ..tokens import TokenMap, tubelet_grid
-from .capture import (
+from .capturing import (
     DEFAULT_MAX_BYTES,
     AttentionBudgetError,
     Captured,

@@ -123,5 +123,6 @@ def _full_map(attn):
         raise ValueError(
             f"rollout needs full maps [..., heads, N, N]; got shape {attn.shape}. CLS rows "
             f"(output_attentions='cls') are not enough: the CLS row of a product mixes every row of the later "
-            f"layers. Use minivivit.explain.cls_rollout(model, x) (one full map at a time) or output_attentions='full'.")
+            f"layers. Use minivivit.explain.cls_rollout(model, x) (one full map at a time) or "
+            f"output_attentions='full'.")
     return attn

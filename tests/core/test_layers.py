@@ -43,7 +43,7 @@ def test_activation_float64(name):
 
 
 def test_unknown_activation_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown hidden_act 'gelu_bogus'"):
+    with pytest.raises(ValueError, match="unknown activation 'gelu_bogus'"):
         layers.activation(np.zeros(3, np.float32), "gelu_bogus")
 
 
@@ -80,13 +80,13 @@ def test_attention_matches_torch_sdpa_and_head_mask_scales_heads():
     rng = np.random.default_rng(3)
     B, N, nh, d = 2, 9, 3, 8
     q, k, v = (rng.standard_normal((B, N, nh * d)).astype(np.float32) for _ in range(3))
-    ctx, p = layers.attention(q, k, v, nh, probs="full")
-    split = lambda a: torch.from_numpy(a).view(B, N, nh, d).transpose(1, 2)  # noqa: E731
+    ctx, p = layers.attention(q, k, v, nh, output_attentions="full")
+    split = lambda a: torch.from_numpy(a).view(B, N, nh, d).transpose(1, 2)
     ref = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
     np.testing.assert_allclose(ctx, ref.transpose(1, 2).reshape(B, N, nh * d).numpy(), atol=1e-6, rtol=1e-5)
     np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
     mask = np.array([1.0, 0.0, 0.5], np.float32)
-    ctx_m, p_m = layers.attention(q, k, v, nh, head_mask=mask, probs="cls")
+    ctx_m, p_m = layers.attention(q, k, v, nh, head_mask=mask, output_attentions="cls")
     np.testing.assert_allclose(p_m, p[:, :, 0, :] * mask[None, :, None], rtol=1e-6)
     per_head = ctx.reshape(B, N, nh, d) * mask[None, None, :, None]
     np.testing.assert_allclose(ctx_m, per_head.reshape(B, N, nh * d), atol=1e-6)

@@ -8,7 +8,7 @@ import minivivit
 torch = pytest.importorskip("torch", reason="compares with HF transformers (dev extra)")
 transformers = pytest.importorskip("transformers")
 
-from reference import hf_forward, random_clip, random_hf_model, rel_err, to_minivivit  # noqa: E402
+from reference import hf_forward, random_clip, random_hf_model, rel_err, to_minivivit
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +144,56 @@ def test_save_load_round_trip(pair, tmp_path):
     np.testing.assert_array_equal(back(x).logits, model(x).logits)
     with pytest.raises(FileExistsError, match="already exists"):
         model.save(path)
+
+
+# ---- the one forward pass and its tap ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_tap_sees_every_trace_name_in_order_on_every_backend(backend):
+    """A plain function tap wants every name: it must see exactly Model.trace_names(), as NumPy arrays."""
+    from conftest import random_clip as clip_of
+    from conftest import random_model as tiny_model
+
+    from minivivit.model import vivit_forward
+
+    for head, pooler in ((True, False), (False, True)):
+        model = tiny_model(seed=3, head=head, pooler=pooler)
+        seen = []
+        out = vivit_forward(model.params, model.config, clip_of(model.config, batch=2), backend=backend,
+                            tap=lambda name, a: seen.append((name, type(a))) or a)
+        assert [n for n, _ in seen] == model.trace_names()
+        assert all(t is np.ndarray for _, t in seen)
+        assert (out.logits is not None) == head and (out.pooler_output is not None) == pooler
+
+
+def test_the_attention_steps_run_only_for_layers_whose_maps_a_tap_wants(monkeypatch):
+    """Without a tap wanting scores/probs, attention runs in the backend's op: the reference's explicit
+    steps (which build N x N scores) are never called."""
+    from conftest import random_clip as clip_of
+    from conftest import random_model as tiny_model
+
+    from minivivit import debug, layers
+
+    model = tiny_model(seed=4)
+    x = clip_of(model.config)
+    calls = []
+    real = layers.attention_scores
+    monkeypatch.setattr(layers, "attention_scores", lambda q, k: calls.append(q.shape) or real(q, k))
+    debug.trace(model, x, include=["logits", "blocks.1.fc1"], backend="numba")
+    assert calls == []  # numba's blocked attention did the work
+    t = debug.trace(model, x, include=["blocks.1.probs"], backend="numba")
+    assert len(calls) == 1 and calls[0][1] == model.config.num_attention_heads  # [B, nh, N, d]: layer 1 only
+    np.testing.assert_allclose(t["blocks.1.probs"].sum(-1), 1.0, rtol=1e-5)
+
+
+def test_no_tap_calls_nothing():
+    from conftest import random_clip as clip_of
+    from conftest import random_model as tiny_model
+
+    from minivivit.model import NO_TAP, vivit_forward
+
+    model = tiny_model()
+    a = vivit_forward(model.params, model.config, clip_of(model.config), tap=NO_TAP)
+    b = model(clip_of(model.config))
+    np.testing.assert_array_equal(a.logits, b.logits)

@@ -10,40 +10,27 @@ import itertools
 import math
 import sys
 
+import conftest
 import numpy as np
 import pytest
 
 import minivivit
 from minivivit import debug, layers
-from minivivit.weights import expected_shapes, unflatten_params
 
-TINY = {"image_size": 32, "num_frames": 4, "tubelet_size": [2, 16, 16], "hidden_size": 24, "num_hidden_layers": 2,
-        "num_attention_heads": 3, "intermediate_size": 40, "num_labels": 5}
-
-
-def random_model(seed=0, **overrides) -> minivivit.Model:
-    """A random-weight minivivit classifier (no torch needed); weights ~ N(0, 1/D), LayerNorm gains ~ 1."""
-    config = minivivit.ViViTConfig(**{**TINY, **overrides})
-    rng = np.random.default_rng(seed)
-    flat = {}
-    for key, shape in expected_shapes(config, head=True, pooler=False).items():
-        noise = rng.standard_normal(shape) * config.hidden_size ** -0.5
-        flat[key] = (1 + noise if key.endswith(".g") else noise).astype(np.float32)
-    return minivivit.Model(unflatten_params(flat), config)
+random_model = conftest.random_model
 
 
 def clip(config, batch=1, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, config.num_frames, config.num_channels, *config.image_hw)).astype(np.float32)
+    return conftest.random_clip(config, batch, seed)
 
 
 @pytest.fixture(scope="module")
 def hf():
     pytest.importorskip("torch", reason="needs the dev extra (torch + transformers)")
     pytest.importorskip("transformers")
-    import hf_models
+    import reference
 
-    return hf_models
+    return reference
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,12 +6,13 @@ and validates on stream 1; weights/train_demo.py). They are regenerated here, ne
 
 import os
 
+import conftest
 import numpy as np
 import pytest
 
 import minivivit
 from minivivit.data import LABELS, make_batch
-from minivivit.preprocess import preprocess_for
+from minivivit.video.preprocess import preprocess_for
 
 TEST_SEED = 2024
 N_ACCURACY, N_ATTENTION = 200, 50
@@ -50,9 +51,8 @@ def test_bundled_file_is_the_default_and_small(model, monkeypatch):
 
 def test_test_stream_is_not_a_training_stream():
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "weights" / "train_demo.py"
+    path = conftest.ROOT / "weights" / "train_demo.py"
     spec = importlib.util.spec_from_file_location("train_demo", path)
     td = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(td)  # imports numpy only; torch is imported when training

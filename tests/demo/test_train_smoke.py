@@ -3,8 +3,8 @@
 
 import importlib.util
 import json
-from pathlib import Path
 
+import conftest
 import numpy as np
 import pytest
 
@@ -16,7 +16,7 @@ from reference import hf_forward, rel_err
 import minivivit
 from minivivit.data import LABELS, make_batch
 
-TRAINER = Path(__file__).resolve().parents[1] / "weights" / "train_demo.py"
+TRAINER = conftest.ROOT / "weights" / "train_demo.py"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_trainer_pixels_are_vivit_image_processor_pixels(td):
     assert np.abs(ours - ref).max() == 0.0
     assert ours.min() >= -3 and ours.max() <= 1
     # and what minivivit does at inference for a 64x64 model (minivivit demo / classify / attention)
-    from minivivit.preprocess import preprocess_for
+    from minivivit.video.preprocess import preprocess_for
 
     config = minivivit.ViViTConfig(image_size=64, num_frames=16, tubelet_size=(2, 8, 8), num_labels=4)
     assert np.array_equal(preprocess_for(config, frames), ours)

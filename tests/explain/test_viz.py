@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minivivit import viz
-from minivivit.explain import TokenMap
+from minivivit.explain import TokenMap, viz
 
 TM = TokenMap(grid=(3, 2, 3), tubelet=(2, 4, 4))  # clip of 6 frames x 8 x 12 pixels, t != h != w
 

@@ -28,12 +28,13 @@ from numba import cuda
 from numba.cuda.dispatcher import CUDADispatcher
 
 from minivivit.kernels.cuda import activations as cuda_activations
+from minivivit.kernels.cuda import elementwise as cuda_elementwise
 from minivivit.kernels.cuda import embed as cuda_embed
 from minivivit.kernels.cuda import flash_attention as cuda_attention
 from minivivit.kernels.cuda import gemm as cuda_gemm
 from minivivit.kernels.cuda import layernorm as cuda_layernorm
 
-MODULES = (cuda_activations, cuda_attention, cuda_embed, cuda_gemm, cuda_layernorm)
+MODULES = (cuda_activations, cuda_attention, cuda_elementwise, cuda_embed, cuda_gemm, cuda_layernorm)
 
 
 def z(*shape):
@@ -50,9 +51,9 @@ CASES = {
     "gemm head/pooler on CLS rows": (cuda_gemm.gemm_kernel, (z(B, 3), z(B, N, D)[:, 0], z(D, 3), z(3), 0, B, 3, D)),
     "tubelet_embed": (cuda_embed.tubelet_embed_kernel, (z(B * P, D), z(B, 4, 3, 16, 16), z(2 * 8 * 8 * 3, D), z(D),
                                                          P, 2, 2, 2, 8, 8)),
-    "prepend_cls": (cuda_embed.prepend_cls_kernel, (z(B * N, D), z(B * P, D), z(D), N)),
-    "add (positions over the batch)": (cuda_embed.add_kernel, (z(B * N, D), z(B * N, D), z(N, D))),
-    "activation": (cuda_activations.activation_kernel, (z(B * N, F), z(B * N, F), GELU_FAST)),
+    "prepend_cls": (cuda_elementwise.prepend_cls_kernel, (z(B * N, D), z(B * P, D), z(D), N)),
+    "add (positions over the batch)": (cuda_elementwise.add_kernel, (z(B * N, D), z(B * N, D), z(N, D))),
+    "activation": (cuda_elementwise.activation_kernel, (z(B * N, F), z(B * N, F), GELU_FAST)),
     "layer_norm": (cuda_layernorm.layer_norm_kernel, (z(B * N, D), z(B * N, D), z(D), z(D), np.float32(1e-6),
                                                       B * N, D)),
     "attention": (cuda_attention.attention_kernel, (z(B, N, D), None, z(B, N, D), z(B, N, D), z(B, N, D), z(nh),

@@ -7,10 +7,9 @@ ViViT-B test run every backend). These tests need no torch: random weights are m
 
 import tracemalloc
 
+import conftest
 import numpy as np
 import pytest
-
-import conftest
 
 from minivivit.kernels.numba import blocked_attention as numba_attention
 

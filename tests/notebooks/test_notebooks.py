@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import conftest
 import pytest
 
 jupytext = pytest.importorskip("jupytext", reason="notebook tests need the notebooks extra (jupytext, nbclient)")
@@ -30,7 +31,7 @@ from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellExecutionError
 from traitlets import default
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = conftest.ROOT
 NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
 DEMO_WEIGHTS = ROOT / "weights" / "vivit-demo.safetensors"  # = minivivit.DEFAULT_WEIGHTS

@@ -10,13 +10,14 @@ import json
 import shutil
 from pathlib import Path
 
+import conftest
 import numpy as np
 import pytest
 
 import minivivit
 from minivivit.cli import main as cli_main
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf448"
+FIXTURES = conftest.FIXTURES / "hf448"
 NAMES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
 TOL = 1e-5
 LABELS = {"classifier-gelu-t2x16x16": ["juggling balls", "archery", "sleeping"]}

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="parity tests need the dev extra (torch + transformers)")
 transformers = pytest.importorskip("transformers")
 
-from reference import hf_forward, random_clip, random_hf_model, rel_err, to_minivivit  # noqa: E402
+from reference import hf_forward, random_clip, random_hf_model, rel_err, to_minivivit
 
 TOL_SMALL, TOL_FULL = 1e-5, 1e-4
 
@@ -55,7 +55,7 @@ def _compare_all(ours, ref, tol, kind):
     return errs
 
 
-BACKENDS = ["numpy", "numba"]  # the cuda backend has its own parity tests (tests/test_cuda_backend.py)
+BACKENDS = ["numpy", "numba"]  # the cuda backend has its own parity tests (tests/kernels/test_cuda_backend.py)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -108,9 +108,9 @@ def test_cls_row_attention_equals_full_row():
 @pytest.mark.parametrize("kind", ["classifier", "base"])
 def test_parity_full_vivit_b(kind):
     """The real ViViT-B shape: 12 layers, D=768, 32x224x224 clip, 3137 tokens, random weights."""
-    full = dict(image_size=224, num_frames=32, tubelet_size=[2, 16, 16], hidden_size=768, num_hidden_layers=12,
-                num_attention_heads=12, intermediate_size=3072, num_labels=400, hidden_act="gelu_fast")
-    hf = random_hf_model(kind, seed=11, **full)
+    from minivivit.bench.harness import vivit_b  # ViViTConfig's defaults are ViViT-B
+
+    hf = random_hf_model(kind, seed=11, **vivit_b())
     model = to_minivivit(hf)
     x = random_clip(model.config, seed=4)
     ref = hf_forward(hf, x, output_hidden_states=True)

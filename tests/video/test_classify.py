@@ -23,7 +23,7 @@ from test_video import encode_av
 import minivivit
 from minivivit.cli import main
 from minivivit.data import make_clip
-from minivivit.multiview import classify, crop_positions, parse_views
+from minivivit.video.classify import classify, crop_positions, parse_views
 
 TOL = 1e-5
 K = 4  # frames per clip of the tiny model (conftest.TINY: 4 frames of 32x32, 5 labels)
@@ -105,7 +105,7 @@ def test_cli_reads_a_preprocessor_config_stored_in_minivivit_metadata(setup, tmp
 
     hf, _, weights, video = setup
     with safe_open(str(weights), framework="np") as f:
-        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118 (not a dict)
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
     meta["preprocessor_config"] = json.dumps({"size": {"shortest_edge": 40}, "crop_size": {"height": 32, "width": 32},
                                               "image_mean": [0.3, 0.4, 0.5]})
     save_file(tensors, str(tmp_path / "with-pre.safetensors"), metadata=meta)
@@ -170,7 +170,7 @@ def test_portrait_video_uses_top_middle_bottom():
 def test_cli_errors_are_clear(setup, monkeypatch, tmp_path):
     _, _, weights, video = setup
     monkeypatch.delenv("MINIVIVIT_WEIGHTS", raising=False)
-    monkeypatch.setattr(minivivit, "DEFAULT_WEIGHTS", tmp_path / "missing-demo.safetensors")
+    monkeypatch.setattr(minivivit.checkpoint, "BUNDLED_WEIGHTS", tmp_path / "missing-demo.safetensors")
     code, _, err = run_cli(video)
     assert code == 2 and "no --weights given" in err and "missing-demo.safetensors" in err
     code, _, err = run_cli(tmp_path / "nope.mp4", "--weights", weights)

@@ -6,11 +6,12 @@ to it, so the HF side is told `input_data_format="channels_last"` (minivivit alw
 
 import warnings
 
+import conftest
 import numpy as np
 import pytest
 
 from minivivit.config import ViViTConfig
-from minivivit.preprocess import HF_DEFAULTS, covering_shortest_edge, model_options, preprocess, preprocess_for
+from minivivit.video.preprocess import HF_DEFAULTS, covering_shortest_edge, model_options, preprocess, preprocess_for
 
 transformers = pytest.importorskip("transformers", reason="parity tests need the dev extra (transformers)")
 VivitImageProcessor = transformers.VivitImageProcessor
@@ -137,8 +138,7 @@ def test_preprocess_for_a_64x64_16_frame_model_resizes_crops_and_samples():
 
 
 def test_preprocess_for_non_square_model_covers_the_frame():
-    config = ViViTConfig(image_size=(32, 48), num_frames=4, tubelet_size=(2, 16, 16), hidden_size=24,
-                         num_hidden_layers=1, num_attention_heads=3, intermediate_size=40, num_labels=5)
+    config = conftest.tiny_config(image_size=(32, 48), num_hidden_layers=1)
     for H, W in [(100, 100), (60, 200), (200, 60)]:
         s = covering_shortest_edge(H, W, (32, 48))
         opts = model_options(config, frames(1, H, W))

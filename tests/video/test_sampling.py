@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from minivivit.sampling import ShortVideoWarning, hf_indices, sample_indices, scenic_indices, uniform_indices
+from minivivit.video.sampling import ShortVideoWarning, hf_indices, sample_indices, scenic_indices, uniform_indices
 
 # ---- references ------------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@ its activations on the GPU from op to op: only the clip goes up (and any array a
 and only what the caller asked for comes down through `to_numpy`. Parameters are uploaded once and
 cached (memory.device_copy).
 
-Kernels, each beside its NumPy twin in layers.py: embed (tubelet gather fused with the projection,
-CLS, element-wise add), gemm (+ activations: bias and activation fused into the GEMM), layernorm,
+Kernels, each beside its NumPy twin in layers.py: embed (tubelet gather fused with the projection),
+elementwise (CLS, adds, activations), gemm (+ activations: bias and activation fused into the GEMM), layernorm,
 attention (flash attention: tiled, online softmax, never an N x N matrix unless probabilities are
 asked for). Everything is float32. On the device, tokens live as [B*N, D] rows (reshaped views of
 [B, N, D]), because the GEMM and LayerNorm kernels work on rows.
@@ -29,9 +29,9 @@ except ImportError as e:  # numba-cuda (the `cuda` extra) is not installed: chec
     cuda, _IMPORT_ERROR = None, e
 else:
     _IMPORT_ERROR = None
-    from . import activations as cuda_activations
-    from . import flash_attention as cuda_attention
+    from . import elementwise as cuda_elementwise
     from . import embed as cuda_embed
+    from . import flash_attention as cuda_attention
     from . import gemm as cuda_gemm
     from . import layernorm as cuda_layernorm
     from .memory import device_copy, empty, upload
@@ -92,7 +92,7 @@ def prepend_cls(patches, cls):
     """[B, P, D] -> [B, N, D], CLS first (twin: layers.prepend_cls)."""
     B, P, D = patches.shape
     out = empty(B * (P + 1), D)  # [B*N, D]
-    cuda_embed.prepend_cls(out, _rows(_on_device("patches", patches)), device_copy(cls))
+    cuda_elementwise.prepend_cls(out, _rows(_on_device("patches", patches)), device_copy(cls))
     return out.reshape(B, P + 1, D)
 
 
@@ -101,7 +101,7 @@ def add(a, b):
     a = _on_device("a", a)
     b = b if is_device_array(b) else device_copy(np.asarray(b), "b")  # a host b is a parameter (positions)
     out = empty(*tuple(a.shape))
-    cuda_embed.add(_rows(out), _rows(a), _rows(b))
+    cuda_elementwise.add(_rows(out), _rows(a), _rows(b))
     return out
 
 
@@ -117,7 +117,7 @@ def activation(x, name):
     """act(x) element-wise (twin: layers.activation)."""
     x = _on_device("x", x)
     out = empty(*tuple(x.shape))
-    cuda_activations.activation(_rows(out), _rows(x), name)
+    cuda_elementwise.activation(_rows(out), _rows(x), name)
     return out
 
 

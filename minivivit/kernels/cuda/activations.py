@@ -98,20 +98,3 @@ def activate(x, code):
     if code == SQRTSOFTPLUS:
         return math.sqrt(softplus(x))
     return float32(math.nan)  # unknown code: act_code() refuses unknown names before a launch
-
-
-@cuda.jit
-def activation_kernel(out, x, code):
-    """out[i, j] = act(x[i, j]) for the activation numbered code: one thread per value (twin: layers.activation)."""
-    i = cuda.grid(1)
-    M, F = x.shape
-    if i >= M * F:  # bounds guard first
-        return
-    out[i // F, i % F] = activate(x[i // F, i % F], code)
-
-
-def activation(out, x, name: str):
-    """Launch activation_kernel: out [M, F] = act(x [M, F]). Returns out."""
-    threads = 256
-    activation_kernel[(x.shape[0] * x.shape[1] + threads - 1) // threads, threads](out, x, act_code(name))
-    return out

@@ -1,6 +1,6 @@
-"""Tubelet embedding on the GPU: patch gather fused with the projection; CLS; element-wise adds.
+"""Tubelet embedding on the GPU: the patch gather fused with the projection.
 
-NumPy twins: layers.tubelet_embed (= layers.patchify(...) @ w + b), layers.prepend_cls and layers.add.
+NumPy twin: layers.tubelet_embed (= layers.patchify(...) @ w + b).
 The GPU version never builds the [B, P, K] patch matrix: the GEMM reads each tubelet value straight
 out of the clip when it loads its tile of "x".
 
@@ -73,48 +73,4 @@ def tubelet_embed(out, pix, w, bias, tubelet):
                          f"got w {w.shape} and out {out.shape}")
     grid = (ceil_div(D, TILE), ceil_div(B * P, TILE))
     tubelet_embed_kernel[grid, (TILE, TILE)](out, pix, w, bias, P, gh, gw, tt, ph, pw)
-    return out
-
-
-@cuda.jit
-def prepend_cls_kernel(out, patches, cls, N):
-    """out[b*N + n, :] = cls if n == 0 else patches[b*P + n-1]: one thread per value."""
-    i = cuda.grid(1)
-    D = out.shape[1]
-    if i >= out.shape[0] * D:  # bounds guard first
-        return
-    row, d = i // D, i % D
-    b, n = row // N, row % N
-    out[row, d] = cls[d] if n == 0 else patches[b * (N - 1) + n - 1, d]
-
-
-def prepend_cls(out, patches, cls):
-    """Launch prepend_cls_kernel: patches [B*P, D], cls [D] -> out [B*N, D] (CLS first). Returns out."""
-    M, D = out.shape
-    B = M - patches.shape[0]  # one CLS row per clip
-    if patches.shape[1] != D or B < 1 or patches.shape[0] % B:
-        raise ValueError(f"prepend_cls: patches {patches.shape} do not fit out {out.shape}")
-    threads = 256
-    prepend_cls_kernel[ceil_div(M * D, threads), threads](out, patches, cls, M // B)
-    return out
-
-
-@cuda.jit
-def add_kernel(out, a, b):
-    """out[i, :] = a[i, :] + b[i % R, :] (R = rows of b): residuals, and positions over the batch."""
-    i = cuda.grid(1)
-    M, D = a.shape
-    if i >= M * D:  # bounds guard first
-        return
-    row, d = i // D, i % D
-    out[row, d] = a[row, d] + b[row % b.shape[0], d]
-
-
-def add(out, a, b):
-    """Launch add_kernel: out [M, D] = a [M, D] + b [R, D] (R divides M). Returns out."""
-    M, D = a.shape
-    if b.shape[1] != D or M % b.shape[0] or out.shape != (M, D):
-        raise ValueError(f"add: a {a.shape} + b {b.shape} do not fit out {out.shape}")
-    threads = 256
-    add_kernel[ceil_div(M * D, threads), threads](out, a, b)
     return out

@@ -130,7 +130,8 @@ def attention(context, probs, q, k, v, head_mask, output_attentions=None):
         raise ValueError(f"attention: q {q.shape}, k {k.shape}, v {v.shape}, context {context.shape} "
                          f"with {nh} heads do not fit")
     if d > MAX_HEAD_DIM:
-        raise ValueError(f"attention: head size {d} > MAX_HEAD_DIM = {MAX_HEAD_DIM}; raise it in kernels/cuda/flash_attention.py "
+        raise ValueError(f"attention: head size {d} > MAX_HEAD_DIM = {MAX_HEAD_DIM}; raise it in "
+                         f"kernels/cuda/flash_attention.py "
                          f"(2 * BLOCK_K * MAX_HEAD_DIM * 4 bytes of shared memory must stay under 48 KB)")
     if probs is not None and probs.shape != (B, nh, 1 if first_row_only else N, N):
         raise ValueError(f"attention: probs has shape {probs.shape}, expected {(B, nh, 1 if first_row_only else N, N)}")

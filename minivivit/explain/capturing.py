@@ -106,9 +106,11 @@ def capture(model, pixel_values, layers=None, output_attentions: str = "cls", dt
         cheaper.append(f"output_attentions='cls' keeps only the CLS rows: "
                        f"{format_bytes(estimate_bytes(config, shape, layers, 'cls', store))}")
     if layers is None or len(set(layers)) > 1:
-        cheaper.append(f"layers=[-1] keeps one layer: {format_bytes(estimate_bytes(config, shape, [-1], request, store))}")
+        one_layer = estimate_bytes(config, shape, [-1], request, store)
+        cheaper.append(f"layers=[-1] keeps one layer: {format_bytes(one_layer)}")
     if store.itemsize > 2:
-        cheaper.append(f"dtype=np.float16 halves it: {format_bytes(estimate_bytes(config, shape, layers, request, np.float16))}")
+        half = estimate_bytes(config, shape, layers, request, np.float16)
+        cheaper.append(f"dtype=np.float16 halves it: {format_bytes(half)}")
     if request == "full":
         cheaper.append("for the CLS rollout, minivivit.explain.cls_rollout(model, x) keeps one full map at a time")
     what = (f"capturing {request} attention maps of {'all' if layers is None else len(set(layers))} layer(s) "
