@@ -1,0 +1,37 @@
+"""Shared helpers of the Scenic tests: random params for any variant, the stored fixtures, the error measure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from minivivit import ViViTConfig
+from minivivit.weights import expected_shapes, unflatten_params
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "scenic"
+
+
+def random_params(config: ViViTConfig, seed: int = 0, head: bool = True, dtype=np.float64) -> dict:
+    """Every parameter random (LayerNorm gains around 1, everything else N(0, 0.3^2)): for tests only."""
+    rng = np.random.default_rng(seed)
+    flat = {}
+    for key, shape in expected_shapes(config, head=head, pooler=False).items():
+        a = rng.normal(0.0, 0.3, size=shape)
+        if key.endswith(".g"):
+            a += 1.0
+        flat[key] = a.astype(dtype)
+    return unflatten_params(flat)
+
+
+def rel_err(ours, ref) -> float:
+    """max |ours - ref| / max |ref|: the error measure of the tolerances (float64 1e-10, float32 1e-5)."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
+
+
+def load_cases() -> dict:
+    """tests/fixtures/scenic/cases.json: {case name: {"config": HF-style dict, "scenic": Scenic config, ...}}."""
+    return json.loads((FIXTURES / "cases.json").read_text())
