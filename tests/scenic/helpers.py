@@ -35,3 +35,36 @@ def rel_err(ours, ref) -> float:
 def load_cases() -> dict:
     """tests/fixtures/scenic/cases.json: {case name: {"config": HF-style dict, "scenic": Scenic config, ...}}."""
     return json.loads((FIXTURES / "cases.json").read_text())
+
+
+def scenic_flat(case: str) -> dict:
+    """The flat Scenic params of a case ('/'-joined names): its family's first case's, plus its own."""
+    info = load_cases()["cases"][case]
+    flat = {}
+    if info["params_from"]:
+        flat.update(np.load(FIXTURES / info["params_from"] / "params.npz"))
+    flat.update(np.load(FIXTURES / case / "params.npz"))
+    return flat
+
+
+def case_config(case: str) -> ViViTConfig:
+    """The case's model as the fixture maker wrote it by hand (not inferred by minivivit)."""
+    return ViViTConfig(**load_cases()["cases"][case]["minivivit_config"])
+
+
+def case_params(case: str, dtype) -> dict:
+    from minivivit.convert.scenic import scenic_to_params
+
+    return scenic_to_params(scenic_flat(case), case_config(case), dtype=dtype, source=case)
+
+
+def inputs(dtype) -> np.ndarray:
+    return np.load(FIXTURES / "inputs.npz")["pixel_values"].astype(dtype)  # [2, 6, 3, 8, 16]
+
+
+def reference(case: str) -> dict:
+    return dict(np.load(FIXTURES / case / "reference.npz"))
+
+
+CASES = sorted(json.loads((FIXTURES / "cases.json").read_text())["cases"]) if (FIXTURES / "cases.json").exists() else []
+BASE_CASES = [c for c in CASES if not c.endswith("-repr")]
