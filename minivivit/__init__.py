@@ -67,8 +67,8 @@ def _is_minivivit_file(path, key) -> bool:
         raise ValueError(f"{path} is not a readable safetensors file ({e}); is it truncated?") from e
 
 
-def convert(src, out, config=None, force: bool = False):
-    """Convert an HF checkpoint to a minivivit file; see minivivit.convert.convert."""
+def convert(src, out, config=None, force: bool = False, **scenic_options):
+    """Convert an HF or Scenic checkpoint to a minivivit file; see minivivit.convert.convert."""
     from .convert import convert as _convert
 
-    return _convert(src, out, config=config, force=force)
+    return _convert(src, out, config=config, force=force, **scenic_options)

@@ -210,7 +210,7 @@ def _clip_size(P, S, t, tubelet, num_frames, image_size, source) -> dict:
     if hw is None:
         side = int(round(S ** 0.5))
         if side * side != S:
-            raise ValueError(f"{source}: {S} tubelets per frame is not a square grid; pass image_size=(height, width)")
+            raise ValueError(f"{source}: {S} tubelets per frame is not a square grid; pass image_size=(height, width) (--image-size HxW)")
         hw = (side * ph, side * pw)
     return {"num_frames": t * tt, "image_size": hw[0] if hw[0] == hw[1] else hw}
 
