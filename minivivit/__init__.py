@@ -17,13 +17,15 @@ import numpy as np
 
 from . import convert as _convert_pkg  # noqa: F401 (import the subpackage first, so `def convert` below keeps the name)
 from .config import ViViTConfig
+from .flops import flops
+from .inflate import inflate
 from .model import Model, ViViTOutput
 from .multiview import classify
 from .preprocess import preprocess, preprocess_for
 from .video import read_video, video_info
 
 __version__ = "0.1.0"
-__all__ = ["ViViTConfig", "Model", "ViViTOutput", "load", "convert", "DEFAULT_WEIGHTS",
+__all__ = ["ViViTConfig", "Model", "ViViTOutput", "load", "convert", "inflate", "flops", "DEFAULT_WEIGHTS",
            "read_video", "video_info", "preprocess", "preprocess_for", "classify"]
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "vivit-demo.safetensors"
