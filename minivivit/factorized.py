@@ -229,7 +229,7 @@ def factorized_dot_product_attention(x, q, k, v, o, *, num_heads, ops, grid, hea
     Q, K, V are projected once, as in Model 1. Heads [0, nh/2) attend over time (keys and values K_t, V_t at the
     query's location), heads [nh/2, nh) over space (K_s, V_s of the query's slice); Y = Concat(Y_t, Y_s) W_O."""
     t = tap or model._no_tap
-    B, P, D = x.shape
+    B = x.shape[0]
     q_ = t(f"{name}.q", ops.linear(x, q["w"], q.get("b")))  # [B, P, D]
     k_ = t(f"{name}.k", ops.linear(x, k["w"], k.get("b")))  # [B, P, D]
     v_ = t(f"{name}.v", ops.linear(x, v["w"], v.get("b")))  # [B, P, D]
@@ -288,7 +288,7 @@ def factorized_encoder(x, params, config: ViViTConfig, *, ops, head_mask, probs_
     """Model 2 (Fig. 4): pixel_values [B, T, C, H, W] -> temporal encoder output [B, n_t, D] after its LayerNorm."""
     t = tap or model._no_tap
     B = x.shape[0]
-    nt, nh_, nw_ = config.grid
+    nt = config.grid[0]  # time slices
     e = params["embed"]
     patches = t("embed.patches", ops.tubelet_embed(x, e["proj"]["w"], e["proj"]["b"], config.tubelet_size))  # [B, P, D]
     slices = space_groups(patches, config.grid)  # [B*t, S, D]: each time slice is an image for the spatial ViT

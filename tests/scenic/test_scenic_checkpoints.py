@@ -11,7 +11,7 @@ import pytest
 import minivivit
 from minivivit import factorized
 from minivivit.cli import main as cli_main
-from minivivit.convert import msgpack, scenic
+from minivivit.convert import scenic
 from minivivit.kernels import get_backend
 from minivivit.model import vivit_forward
 from minivivit.weights import flatten_params
@@ -92,7 +92,7 @@ def test_a_scenic_folder_uses_its_latest_checkpoint(tmp_path):
 
 
 def test_every_case_tree_infers_its_config():
-    for case, info in load_cases()["cases"].items():
+    for case in load_cases()["cases"]:
         cfg = case_config(case)
         hints = {"image_size": (8, 16)}
         if cfg.attention_type == "factorized_self_attention_block":
