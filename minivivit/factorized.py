@@ -314,11 +314,12 @@ def num_attention_layers(config: ViViTConfig) -> int:
 
 
 def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_attentions=None, attention_layers=None,
-            head_mask=None, output_hidden_states: bool = False, tap=None) -> ViViTOutput:
+            head_mask=None, output_hidden_states: bool = False, tap=None, attention_dtype=None) -> ViViTOutput:
     """Run any variant on pixel_values [B, T, C, H, W]; see the module docstring for shapes and names.
 
     ops: a backend module (minivivit.kernels.get_backend(name)). output_attentions: None/False, True/'full' or
-    'cls'; attention_layers: which attention layers to keep maps for (None: all)."""
+    'cls'; attention_layers: which attention layers to keep maps for (None: all); attention_dtype: e.g.
+    np.float16 to store the maps smaller (as model.vivit_forward)."""
     dtype = params["embed"]["proj"]["w"].dtype
     x = model._check_pixel_values(pixel_values, config, False, dtype)  # [B, T, C, H, W]
     kind = {None: None, False: None, True: "full", "full": "full", "cls": "cls"}.get(output_attentions, "?")
@@ -356,6 +357,8 @@ def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_atte
 
     z = t("pool", pool(x, config.classifier))  # [B, D]
     pre, logits = head(z, params, config, ops=ops, tap=t)
+    if kind and attention_dtype is not None:
+        attentions = [_cast_maps(a, attention_dtype) for a in attentions]
     return ViViTOutput(
         logits=logits,
         last_hidden_state=x,
@@ -363,6 +366,34 @@ def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_atte
         hidden_states=tuple(hidden) if output_hidden_states else None,
         attentions=tuple(attentions) if kind else None,
     )
+
+
+def _cast_maps(a, dtype):
+    if a is None:
+        return None
+    return {k: None if m is None else m.astype(dtype) for k, m in a.items()} if isinstance(a, dict) else a.astype(dtype)
+
+
+def attention_shapes(config: ViViTConfig, batch: int, mode: str = "full") -> list:
+    """The shape of every entry of ViViTOutput.attentions (a dict of two shapes for Models 3 and 4), from the
+    config alone: what a capture costs before running it (bytes = sum of the sizes x itemsize)."""
+    if mode not in ("full", "cls"):
+        raise ValueError(f"mode must be 'full' or 'cls'; got {mode!r}")
+    if mode == "cls" and config.classifier != "token":
+        raise ValueError("mode='cls' needs a CLS token, and this model has classifier='gap'; use mode='full'")
+    B, nh, L = batch, config.num_attention_heads, config.num_hidden_layers
+    t, h, w = config.grid
+    S, token = h * w, int(config.classifier == "token")
+    cls = mode == "cls"
+    if config.attention_type == "spacetime":
+        N = t * S + token
+        return [(B, nh, N) if cls else (B, nh, N, N)] * L
+    if config.attention_type == "factorized_encoder":
+        n_s, n_t = S + token, t + token
+        spatial = (B, t, nh, n_s) if cls else (B, t, nh, n_s, n_s)
+        return [spatial] * L + [(B, nh, n_t) if cls else (B, nh, n_t, n_t)] * config.temporal_num_layers
+    heads = nh if config.attention_type == "factorized_self_attention_block" else nh // 2
+    return [{TIME: (B, S, heads, t, t), SPACE: (B, t, heads, S, S)}] * L
 
 
 def _check_head_mask(head_mask, config: ViViTConfig, n_layers: int, dtype):

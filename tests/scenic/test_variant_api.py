@@ -148,6 +148,18 @@ def test_attention_shapes_cls_rows_and_layer_choice():
         fwd("m2-token", output_attentions=True, attention_layers=[3])
 
 
+@pytest.mark.parametrize("case", KINDS)
+def test_attention_shapes_predict_the_maps(case):
+    config = case_config(case)
+    for mode in ("full", "cls") if config.classifier == "token" else ("full",):
+        got = fwd(case, output_attentions=mode, attention_dtype=np.float16).attentions
+        want = factorized.attention_shapes(config, batch=2, mode=mode)
+        shapes = [{k: m.shape for k, m in a.items()} if isinstance(a, dict) else a.shape for a in got]
+        assert shapes == want
+        dtypes = {m.dtype for a in got for m in (a.values() if isinstance(a, dict) else [a])}
+        assert dtypes == {np.dtype(np.float16)}
+
+
 def test_hidden_states():
     hs = fwd("m2-gap", output_hidden_states=True).hidden_states
     assert [h.shape for h in hs] == [(2, 3, 8, 16)] * 3 + [(2, 3, 16)] * 2
