@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: cuda_sim_support
 from cuda_sim_support import make_shared_arrays_thread_safe  # noqa: E402
-from helpers import case_config, case_params, inputs, reference, rel_err  # noqa: E402
+from scenic_helpers import case_config, case_params, inputs, reference, rel_err  # noqa: E402
 
 from minivivit import factorized  # noqa: E402
 from minivivit.kernels import get_backend  # noqa: E402

@@ -10,7 +10,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import CASES, reference, rel_err  # noqa: E402
+from scenic_helpers import CASES, reference, rel_err  # noqa: E402
 from test_scenic_parity import run  # noqa: E402
 
 print(f"{'case':22s} {'numpy f64':>10s} {'numba f64':>10s} {'numpy f32':>10s} {'numba f32':>10s}   (max|ours-Scenic|/max|Scenic|, logits)")

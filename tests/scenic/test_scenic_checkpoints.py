@@ -16,7 +16,7 @@ from minivivit.kernels import get_backend
 from minivivit.model import vivit_forward
 from minivivit.weights import flatten_params
 
-from helpers import FIXTURES, case_config, case_params, inputs, load_cases, reference, rel_err, scenic_flat
+from scenic_helpers import FIXTURES, case_config, case_params, inputs, load_cases, reference, rel_err, scenic_flat
 
 CKPTS = FIXTURES / "checkpoints"
 HINTS = {  # what each checkpoint's tree cannot tell (8 tubelets per frame is 2x4: not square, so the frame size)

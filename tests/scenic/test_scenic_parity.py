@@ -12,7 +12,7 @@ from minivivit import factorized
 from minivivit.kernels import get_backend
 from minivivit.model import vivit_forward
 
-from helpers import BASE_CASES, CASES, case_config, case_params, inputs, reference, rel_err
+from scenic_helpers import BASE_CASES, CASES, case_config, case_params, inputs, reference, rel_err
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 STORED = 1e-6  # float32-rounded intermediates and maps

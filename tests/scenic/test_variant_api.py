@@ -15,7 +15,7 @@ from minivivit import ViViTConfig, factorized
 from minivivit.kernels import get_backend
 from minivivit.weights import check_params, expected_shapes, flatten_params, load_file, save
 
-from helpers import FIXTURES, case_config, case_params, inputs, random_params
+from scenic_helpers import FIXTURES, case_config, case_params, inputs, random_params
 
 NUMPY = get_backend("numpy")
 KINDS = ["m1-gap", "m1-token-repr", "m2-token", "m2-gap", "m3-time_space", "m3-space_time", "m4"]
