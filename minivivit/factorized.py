@@ -22,6 +22,7 @@ G groups (time slices, or locations) become batch rows. Token order is (t, h, w)
 Shape letters: those of minivivit/layers.py, plus
     S = h*w   tubelets in one time slice        n_s = S (+1 with a CLS token)   Model 2's spatial sequence
     R   representation_size                      n_t = t (+1 with a CLS token)   Model 2's temporal sequence
+    B'  the batch rows one attention sees (clips x groups), n its tokens, h' its heads (Model 4: nh/2)
 
 params (nested; w stored [in, out]; the Model-1 names of minivivit/weights.py wherever a part is the same):
 
@@ -186,13 +187,13 @@ def grouped_attention(q, k, v, num_heads, *, ops, head_mask=None, probs=None, ta
     if tap is None:
         return ops.attention(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v),
                              num_heads, head_mask, probs)  # [B', n, D']
-    qh, kh, vh = (layers.split_heads(np.ascontiguousarray(a), num_heads) for a in (q, k, v))  # [B', h, n, d]
-    scores = tap(f"{name}.scores", layers.attention_scores(qh, kh))  # [B', h, n, n]
-    p = layers.softmax(scores)  # [B', h, n, n]
+    qh, kh, vh = (layers.split_heads(np.ascontiguousarray(a), num_heads) for a in (q, k, v))  # [B', h', n, d]
+    scores = tap(f"{name}.scores", layers.attention_scores(qh, kh))  # [B', h', n, n]
+    p = layers.softmax(scores)  # [B', h', n, n]
     if head_mask is not None:
         p = p * head_mask[None, :, None, None].astype(p.dtype)
     p = tap(f"{name}.probs", p)
-    context = tap(f"{name}.context", layers.merge_heads(p @ vh))  # [B', h, n, d] -> [B', n, D']
+    context = tap(f"{name}.context", layers.merge_heads(p @ vh))  # [B', h', n, d] -> [B', n, D']
     return context, {None: None, "full": p, "cls": None if probs != "cls" else p[:, :, 0, :]}[probs]
 
 
@@ -201,7 +202,8 @@ def factorized_self_attention_block(x, time, space, ln2, mlp, *, config: ViViTCo
     """Model 3's block (Eqs. 4-6), x [B, P, D] -> ([B, P, D], {'time': maps, 'space': maps} or None).
 
     Each attention is y = MSA(LN(z)) + z inside groups: time at each of the S locations ([B*S, t, D]), space in
-    each of the t slices ([B*t, S, D]); config.attention_order says which comes first. Then the MLP (Eq. 6)."""
+    each of the t slices ([B*t, S, D]); config.attention_order says which comes first (the paper's Eqs. 4-5
+    write space first; Scenic's default is time_space). Then the MLP (Eq. 6)."""
     t = tap or model._no_tap
     B = x.shape[0]
     maps = {}
@@ -209,7 +211,7 @@ def factorized_self_attention_block(x, time, space, ln2, mlp, *, config: ViViTCo
         p = time if axis == TIME else space
         groups, back = (time_groups, from_time_groups) if axis == TIME else (space_groups, from_space_groups)
         z = groups(x, grid)  # [B*S, t, D] (time) or [B*t, S, D] (space)
-        h = t(f"{name}.{axis}.ln", ops.layer_norm(z, p["ln"]["g"], p["ln"]["b"], config.layer_norm_eps))
+        h = t(f"{name}.{axis}.ln", ops.layer_norm(z, p["ln"]["g"], p["ln"]["b"], config.layer_norm_eps))  # as z
         a, m = model.self_attention(h, **p["attn"], num_heads=config.num_attention_heads, ops=ops,
                                     head_mask=head_mask, probs=probs, tap=tap, name=f"{name}.{axis}")
         y = t(f"{name}.{axis}.attn_out", a) + z  # the residual, inside the groups
@@ -260,7 +262,7 @@ def factorized_dot_product_block(x, ln1, attn, ln2, mlp, *, config: ViViTConfig,
 
 
 def _group_maps(maps, grid, batch):
-    """Per-group maps [B*G, h, n, n] -> [B, G, h, n, n] ('cls' maps never occur: Models 3/4 have no CLS)."""
+    """Per-group maps [B*G, h', n, n] -> [B, G, h', n, n] ('cls' maps never occur: Models 3/4 have no CLS)."""
     return {axis: None if m is None else m.reshape(batch, -1, *m.shape[1:]) for axis, m in maps.items()}
 
 
@@ -273,13 +275,15 @@ def encoder(x, enc, *, config: ViViTConfig, ops, head_mask, probs_for, tap, name
     """One of Model 2's encoders: + CLS, + positions, its blocks, its LayerNorm. [B', n, D] -> [B', n', D]."""
     t = tap or model._no_tap
     x = add_cls_and_pos(x, enc.get("cls"), enc["pos"], tap=t, name=name)  # [B', n', D]
-    hidden.append(x)
+    if hidden is not None:
+        hidden.append(x)
     for i, block in enumerate(enc["blocks"]):
         layer = len(attentions)
         x, p = model.encoder_block(x, **block, config=config, ops=ops,
                                    head_mask=None if head_mask is None else head_mask[layer], probs=probs_for(layer),
                                    tap=tap, name=f"{name}.blocks.{i}")  # [B', n', D]
-        hidden.append(x)
+        if hidden is not None:  # otherwise do not keep every block's output alive
+            hidden.append(x)
         attentions.append(None if p is None else reshape_maps(p))
     return t(f"{name}.norm", ops.layer_norm(x, enc["norm"]["g"], enc["norm"]["b"], config.layer_norm_eps))
 
@@ -292,11 +296,12 @@ def factorized_encoder(x, params, config: ViViTConfig, *, ops, head_mask, probs_
     e = params["embed"]
     patches = t("embed.patches", ops.tubelet_embed(x, e["proj"]["w"], e["proj"]["b"], config.tubelet_size))  # [B, P, D]
     slices = space_groups(patches, config.grid)  # [B*t, S, D]: each time slice is an image for the spatial ViT
-    spatial_hidden = []
+    spatial_hidden = None if hidden is None else []
     z = encoder(slices, params["spatial"], config=config, ops=ops, head_mask=head_mask, probs_for=probs_for, tap=tap,
                 name="spatial", hidden=spatial_hidden, attentions=attentions,
                 reshape_maps=lambda p: p.reshape(B, nt, *p.shape[1:]))  # [B*t, n_s, D]
-    hidden.extend(h.reshape(B, nt, *h.shape[1:]) for h in spatial_hidden)  # [B, t, n_s, D] each
+    if hidden is not None:
+        hidden.extend(h.reshape(B, nt, *h.shape[1:]) for h in spatial_hidden)  # [B, t, n_s, D] each
     H = t("spatial.pool", pool(z, config.classifier).reshape(B, nt, -1))  # h_i of each slice: [B*t, D] -> [B, t, D]
     return encoder(H, params["temporal"], config=config, ops=ops, head_mask=head_mask, probs_for=probs_for, tap=tap,
                    name="temporal", hidden=hidden, attentions=attentions, reshape_maps=lambda p: p)  # [B, n_t, D]
@@ -332,7 +337,7 @@ def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_atte
     keep = model._attention_layer_set(attention_layers, n_layers)
     head_mask = _check_head_mask(head_mask, config, n_layers, dtype)
     t = tap or model._no_tap
-    hidden, attentions = [], []
+    hidden, attentions = ([] if output_hidden_states else None), []
 
     if config.attention_type == "factorized_encoder":
         x = factorized_encoder(x, params, config, ops=ops, head_mask=head_mask,
@@ -342,7 +347,8 @@ def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_atte
         e = params["embed"]
         patches = t("embed.patches", ops.tubelet_embed(x, e["proj"]["w"], e["proj"]["b"], config.tubelet_size))
         x = add_cls_and_pos(patches, e.get("cls"), e["pos"], tap=t, name="embed")  # [B, N, D]
-        hidden.append(x)
+        if hidden is not None:
+            hidden.append(x)
         block_fn = {"spacetime": model.encoder_block,
                     "factorized_self_attention_block": factorized_self_attention_block,
                     "factorized_dot_product_attention": factorized_dot_product_block}[config.attention_type]
@@ -350,7 +356,8 @@ def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_atte
         for i, block in enumerate(params["blocks"]):
             x, p = block_fn(x, **block, config=config, ops=ops, head_mask=None if head_mask is None else head_mask[i],
                             probs=kind if i in keep else None, tap=tap, name=f"blocks.{i}", **extra)  # [B, N, D]
-            hidden.append(x)
+            if hidden is not None:
+                hidden.append(x)
             attentions.append(p)
         n = params["norm"]
         x = t("final_norm", ops.layer_norm(x, n["g"], n["b"], config.layer_norm_eps))  # [B, N, D]
@@ -363,7 +370,7 @@ def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_atte
         logits=logits,
         last_hidden_state=x,
         pooler_output=pre,
-        hidden_states=tuple(hidden) if output_hidden_states else None,
+        hidden_states=tuple(hidden) if hidden is not None else None,
         attentions=tuple(attentions) if kind else None,
     )
 
