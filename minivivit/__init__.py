@@ -25,6 +25,8 @@ from . import _moved
 from . import convert as _convert_pkg  # noqa: F401 (import the subpackage first, so `def convert` below keeps the name)
 from .checkpoint import BUNDLED_WEIGHTS, default_weights, load
 from .config import ViViTConfig
+from .flops import flops
+from .inflate import inflate
 from .model import Model, ViViTOutput
 from .video import preprocess as _preprocess_module
 from .video import read_video, video_info
@@ -32,7 +34,8 @@ from .video.classify import classify
 from .video.preprocess import preprocess, preprocess_for
 
 __version__ = "0.1.0"
-__all__ = ["ViViTConfig", "Model", "ViViTOutput", "load", "convert", "DEFAULT_WEIGHTS", "default_weights",
+__all__ = ["ViViTConfig", "Model", "ViViTOutput", "load", "convert", "inflate", "flops", "DEFAULT_WEIGHTS",
+           "default_weights",
            "read_video", "video_info", "preprocess", "preprocess_for", "classify"]
 
 DEFAULT_WEIGHTS = BUNDLED_WEIGHTS  # the bundled demo model (minivivit/assets/, from weights/)
@@ -43,8 +46,8 @@ _moved.install()
 sys.modules.setdefault(__name__ + ".preprocess", _preprocess_module)
 
 
-def convert(src, out, config=None, force: bool = False):
-    """Convert an HF checkpoint to a minivivit file; see minivivit.convert.convert."""
+def convert(src, out, config=None, force: bool = False, **scenic_options):
+    """Convert an HF or Scenic checkpoint to a minivivit file; see minivivit.convert.convert."""
     from .convert import convert as _convert
 
-    return _convert(src, out, config=config, force=force)
+    return _convert(src, out, config=config, force=force, **scenic_options)

@@ -3,6 +3,10 @@
 Field names and defaults are those of HF `transformers.VivitConfig` for the checkpoint
 `google/vivit-b-16x2-kinetics400` (ViViT-B, 16x2 tubelets, Kinetics-400 head). `from_hf_dict` and
 `to_hf_dict` read and write HF's `config.json`.
+
+The last five fields select the paper's other models (Arnab et al. 2021, Section 3.3), which HF does not
+implement; they are named after Scenic's config (scenic/projects/vivit) and default to HF's Model 1, so
+they are written to config.json only when they differ from these defaults (see minivivit/factorized/).
 """
 
 from __future__ import annotations
@@ -10,6 +14,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+ATTENTION_TYPES = {  # Scenic's attention_config.type -> the paper's model (Section 3.3)
+    "spacetime": "Model 1: spatio-temporal attention",
+    "factorized_encoder": "Model 2: factorised encoder",
+    "factorized_self_attention_block": "Model 3: factorised self-attention",
+    "factorized_dot_product_attention": "Model 4: factorised dot-product attention",
+}
+VARIANT_DEFAULTS = {"attention_type": "spacetime", "classifier": "token", "temporal_num_layers": 4,
+                    "attention_order": "time_space", "representation_size": None}
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,12 @@ class ViViTConfig:
     num_labels: int = 400  # classifier outputs (Kinetics-400)
     id2label: dict[int, str] | None = field(default=None, compare=False)  # None -> LABEL_i
     label2id: dict[str, int] | None = field(default=None, compare=False)  # None -> inverse of id2label
+    # ---- the paper's Models 2-4 and Scenic's options (not in HF; defaults = HF's Model 1) -----------
+    attention_type: str = "spacetime"  # Scenic attention_config.type: one of ATTENTION_TYPES (Models 1-4)
+    classifier: str = "token"  # Scenic model.classifier: 'token' classifies the CLS token, 'gap' the token mean
+    temporal_num_layers: int = 4  # Model 2: temporal encoder layers (num_hidden_layers = the spatial encoder's)
+    attention_order: str = "time_space"  # Model 3: 'time_space' or 'space_time', which attention comes first
+    representation_size: int | None = None  # Scenic pre_logits: dense + tanh of this width before the head
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -65,6 +84,36 @@ class ViViTConfig:
             raise ValueError(
                 f"a clip of {self.num_frames}x{h}x{w} is smaller than one tubelet {self.tubelet_size}"
             )
+        self._validate_variant()
+
+    def _validate_variant(self):
+        """The fields of Models 2-4: each combination Scenic does not build gets a message saying what to do."""
+        kind = self.attention_type
+        if kind not in ATTENTION_TYPES:
+            raise ValueError(f"attention_type must be one of {sorted(ATTENTION_TYPES)} (Models 1-4 of the paper); "
+                             f"got {kind!r}")
+        if self.classifier not in ("token", "gap"):
+            raise ValueError(f"classifier must be 'token' (classify the CLS token) or 'gap' (global average pooling "
+                             f"of the output tokens); got {self.classifier!r}")
+        if kind in ("factorized_self_attention_block", "factorized_dot_product_attention") and self.classifier != "gap":
+            raise ValueError(f"attention_type={kind!r} has no CLS token (the paper and Scenic use global average "
+                             f"pooling, to avoid reshaping a CLS token between space and time); pass classifier='gap'")
+        if kind == "factorized_dot_product_attention" and self.num_attention_heads % 2:
+            raise ValueError(f"attention_type='factorized_dot_product_attention' gives half of the heads to time and "
+                             f"half to space, so num_attention_heads must be even; got {self.num_attention_heads}")
+        if self.attention_order not in ("time_space", "space_time"):
+            raise ValueError(f"attention_order must be 'time_space' or 'space_time'; got {self.attention_order!r}")
+        if kind != "factorized_self_attention_block" and self.attention_order != VARIANT_DEFAULTS["attention_order"]:
+            raise ValueError(f"attention_order only applies to attention_type='factorized_self_attention_block' "
+                             f"(Model 3); this config has attention_type={kind!r}")
+        if not isinstance(self.temporal_num_layers, int) or self.temporal_num_layers < 1:
+            raise ValueError(f"temporal_num_layers must be a positive int; got {self.temporal_num_layers!r}")
+        if kind != "factorized_encoder" and self.temporal_num_layers != VARIANT_DEFAULTS["temporal_num_layers"]:
+            raise ValueError(f"temporal_num_layers only applies to attention_type='factorized_encoder' (Model 2); "
+                             f"this config has attention_type={kind!r}")
+        r = self.representation_size
+        if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 1):
+            raise ValueError(f"representation_size must be None (no pre-logits layer) or a positive int; got {r!r}")
 
     # ---- derived sizes -------------------------------------------------------------------
     @property
@@ -90,6 +139,16 @@ class ViViTConfig:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def is_hf_model(self) -> bool:
+        """True for what HF's VivitModel computes: Model 1 with a CLS token and no pre-logits layer."""
+        return all(getattr(self, k) == v for k, v in VARIANT_DEFAULTS.items())
+
+    @property
+    def model_number(self) -> int:
+        """The paper's model number (1-4) of attention_type."""
+        return list(ATTENTION_TYPES).index(self.attention_type) + 1
+
     # ---- HF config.json ------------------------------------------------------------------
     @classmethod
     def from_hf_dict(cls, d: dict) -> ViViTConfig:
@@ -104,13 +163,19 @@ class ViViTConfig:
         return cls(**kwargs)
 
     def to_hf_dict(self) -> dict:
-        """The dict HF `VivitConfig(**d)` accepts and `config.json` stores (id2label keys as str)."""
+        """The dict HF `VivitConfig(**d)` accepts and `config.json` stores (id2label keys as str).
+
+        The variant fields (attention_type, classifier, ...) appear only when they differ from HF's Model 1,
+        so a Model-1 dict is exactly what it always was."""
         d = asdict(self)
         d["tubelet_size"] = list(self.tubelet_size)
         if isinstance(self.image_size, tuple):
             d["image_size"] = list(self.image_size)
         d["id2label"] = {str(k): v for k, v in self.id2label.items()}
         d["model_type"] = "vivit"
+        for k, default in VARIANT_DEFAULTS.items():  # Models 2-4 fields: only when not HF's Model 1 defaults
+            if d[k] == default:
+                del d[k]
         return d
 
     @classmethod

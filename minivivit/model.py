@@ -8,17 +8,14 @@
       -> logits = classifier(CLS)          (VivitForVideoClassification)
          pooler_output = tanh(dense(CLS))  (VivitModel with add_pooling_layer)
 
-This is the only forward pass: every backend runs it, op by op. `ops` is a backend module (see
-minivivit/kernels/__init__.py for the contract); the numpy one is layers.py itself. Shapes use the
-letters defined in minivivit/layers.py.
+This is the only forward pass of Model 1: every backend runs it, op by op, built from the blocks of
+minivivit/blocks.py (embed, encoder_block, ...: plain functions of arrays and params). `ops` is a backend
+module (see minivivit/kernels/__init__.py for the contract); the numpy one is layers.py itself. Models 2-4
+of the paper (config.attention_type) and the Model-1 options HF lacks run minivivit/factorized/ instead,
+built from the same blocks. Shapes use the letters defined in minivivit/layers.py.
 
-The tap. Every named intermediate below is shown to `tap(name, array) -> array` and the forward
-continues with what the tap returns: that is how traces and interventions work (minivivit.debug).
-The default tap shows nothing. A tap may have a method `wants(name) -> bool`; a plain function wants
-every name. Two names exist only when a tap wants them, because the fast kernels never materialise
-an N x N matrix: for such a layer, attention runs as the reference's three steps
-(layers.attention_scores -> attention_probs -> probs @ V) so that scores and probs can be seen and
-replaced. Likewise fc1 and act are separate steps only when a tap wants them (linear_act fuses them).
+Every named intermediate below is shown to a `tap` (minivivit/blocks.py explains the protocol; debug.trace
+and debug.run are taps).
 
 Trace names (an API: debug.trace, debug.hf_trace, interventions and the notebooks use them):
 
@@ -44,20 +41,28 @@ Trace names (an API: debug.trace, debug.hf_trace, interventions and the notebook
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from . import layers
+from . import factorized
+from .blocks import (  # noqa: F401 (attention_sublayer, self_attention, wants ... are re-exported: model.X still works)
+    BLOCK_NAMES,
+    EMBED_NAMES,
+    NO_TAP,
+    NoTap,
+    ViViTOutput,
+    attention_heads,
+    attention_sublayer,
+    embed,
+    encoder_block,
+    feed_forward,
+    qkv,
+    self_attention,
+    show,
+    wants,
+)
 from .config import ViViTConfig
 from .inputs import attention_layer_set, attention_request, check_head_mask, check_pixel_values
 from .kernels import get_backend
-from .position import resize_grid
-from .tokens import clip_thw, tubelet_grid
-
-EMBED_NAMES = ("embed.patches", "embed.tokens", "embed.out")
-BLOCK_NAMES = ("ln1", "q", "k", "v", "scores", "probs", "context", "attn_out", "resid1", "ln2", "fc1", "act", "fc2",
-               "out")
 
 
 def trace_names(num_layers: int, head: bool = True, pooler: bool = False) -> list[str]:
@@ -65,111 +70,6 @@ def trace_names(num_layers: int, head: bool = True, pooler: bool = False) -> lis
     names = list(EMBED_NAMES)
     names += [f"blocks.{i}.{n}" for i in range(num_layers) for n in BLOCK_NAMES]
     return names + ["final_norm"] + ["pooled"] * pooler + ["logits"] * head
-
-
-@dataclass
-class ViViTOutput:
-    """What a forward pass returns; fields named as in HF's output classes. All NumPy arrays."""
-
-    logits: np.ndarray | None  # [B, num_labels], None for a base model
-    last_hidden_state: np.ndarray  # [B, N, D] after the final LayerNorm
-    pooler_output: np.ndarray | None  # [B, pooler_output_size], None without a pooler
-    hidden_states: tuple | None  # L+1 arrays [B, N, D]: embeddings, then each block's output
-    attentions: tuple | None  # L entries: [B, nh, N, N] (full) or [B, nh, N] (CLS row) or None
-
-
-class NoTap:
-    """The default tap: wants no name, so the forward runs on its fast path and shows nothing."""
-
-    def __call__(self, name, x):
-        return x
-
-    def wants(self, name) -> bool:
-        return False
-
-
-NO_TAP = NoTap()
-
-
-def wants(tap, name: str) -> bool:
-    """Whether `tap` asks to see `name` (a plain function sees every name)."""
-    return getattr(tap, "wants", None) is None or tap.wants(name)
-
-
-def show(tap, ops, name: str, x):
-    """Show x to the tap as a NumPy array, if it wants `name`, and continue with what the tap returns."""
-    return tap(name, ops.to_numpy(x)) if wants(tap, name) else x
-
-
-# ---------------------------------------------------------------------------------------------
-# Embeddings
-# ---------------------------------------------------------------------------------------------
-
-
-def embed(pixel_values, proj, cls, pos, *, config: ViViTConfig, ops, interpolate_pos_encoding=False, tap=NO_TAP):
-    """[B, T, C, H, W] -> [B, N, D]: tubelet tokens, CLS first, plus position embeddings."""
-    grid = tubelet_grid(clip_thw(pixel_values.shape), config.tubelet_size)  # (t, h, w) of this clip
-    patches = show(tap, ops, "embed.patches",
-                   ops.tubelet_embed(pixel_values, proj["w"], proj["b"], config.tubelet_size))  # [B, P, D]
-    tokens = show(tap, ops, "embed.tokens", ops.prepend_cls(patches, cls))  # [B, N, D]
-    if grid != config.grid and interpolate_pos_encoding:
-        pos = np.concatenate([pos[:1], resize_grid(pos[1:], config.grid, grid)])  # [N', D]
-    return show(tap, ops, "embed.out", ops.add(tokens, pos))  # [B, N, D] + [N, D]
-
-
-# ---------------------------------------------------------------------------------------------
-# Encoder block
-# ---------------------------------------------------------------------------------------------
-
-
-def self_attention(x, q, k, v, o, *, num_heads, ops, head_mask=None, output_attentions=None, tap=NO_TAP, name=""):
-    """Multi-head self-attention with its output projection: [B, N, D] -> ([B, N, D], maps or None).
-
-    output_attentions: None, "full" ([B, nh, N, N]) or "cls" ([B, nh, N]) maps to return.
-    """
-    q_ = show(tap, ops, f"{name}.q", ops.linear(x, q["w"], q.get("b")))  # [B, N, D]
-    k_ = show(tap, ops, f"{name}.k", ops.linear(x, k["w"], k.get("b")))  # [B, N, D]
-    v_ = show(tap, ops, f"{name}.v", ops.linear(x, v["w"], v.get("b")))  # [B, N, D]
-    if wants(tap, f"{name}.scores") or wants(tap, f"{name}.probs"):  # the reference's steps, each one shown
-        qh, kh, vh = (layers.split_heads(ops.to_numpy(a), num_heads) for a in (q_, k_, v_))  # [B, nh, N, d]
-        scores = show(tap, layers, f"{name}.scores", layers.attention_scores(qh, kh))  # [B, nh, N, N]
-        gain = None if head_mask is None else head_mask[:, None, None]  # [nh, 1, 1]
-        probs = show(tap, layers, f"{name}.probs", layers.attention_probs(scores.copy(), gain))  # [B, nh, N, N]
-        context = layers.merge_heads(probs @ vh)  # [B, nh, N, d] -> [B, N, D]
-        maps = {None: None, "full": probs, "cls": probs[:, :, 0]}[output_attentions]
-    else:
-        context, maps = ops.attention(q_, k_, v_, num_heads, head_mask, output_attentions)  # [B, N, D]
-    context = show(tap, ops, f"{name}.context", context)
-    return show(tap, ops, f"{name}.attn_out", ops.linear(context, o["w"], o["b"])), maps  # [B, N, D]
-
-
-def feed_forward(x, fc1, fc2, *, config: ViViTConfig, ops, tap=NO_TAP, name=""):
-    """The feed-forward sublayer fc2(act(fc1(x))): [B, N, D] -> [B, N, F] -> [B, N, D]."""
-    if wants(tap, f"{name}.fc1") or wants(tap, f"{name}.act"):  # unfused, so that both names exist
-        h = show(tap, ops, f"{name}.fc1", ops.linear(x, fc1["w"], fc1["b"]))  # [B, N, F]
-        h = show(tap, ops, f"{name}.act", ops.activation(h, config.hidden_act))  # [B, N, F]
-    else:
-        h = ops.linear_act(x, fc1["w"], fc1["b"], config.hidden_act)  # [B, N, F], bias + activation fused
-    return show(tap, ops, f"{name}.fc2", ops.linear(h, fc2["w"], fc2["b"]))  # [B, N, D]
-
-
-def attention_sublayer(x, ln1, attn, *, config: ViViTConfig, ops, head_mask=None, output_attentions=None,
-                       tap=NO_TAP, name=""):
-    """MHSA(LN1(x)): [B, N, D] -> ([B, N, D], maps or None). Also used alone to recompute one layer's maps."""
-    h = show(tap, ops, f"{name}.ln1", ops.layer_norm(x, ln1["g"], ln1["b"], config.layer_norm_eps))  # [B, N, D]
-    return self_attention(h, **attn, num_heads=config.num_attention_heads, ops=ops, head_mask=head_mask,
-                          output_attentions=output_attentions, tap=tap, name=name)
-
-
-def encoder_block(x, ln1, attn, ln2, mlp, *, config: ViViTConfig, ops, head_mask=None, output_attentions=None,
-                  tap=NO_TAP, name=""):
-    """One pre-norm transformer block: x + MHSA(LN1(x)), then + MLP(LN2(.)). [B, N, D] -> ([B, N, D], maps)."""
-    a, maps = attention_sublayer(x, ln1, attn, config=config, ops=ops, head_mask=head_mask,
-                                 output_attentions=output_attentions, tap=tap, name=name)  # [B, N, D]
-    x = show(tap, ops, f"{name}.resid1", ops.add(x, a))  # residual 1
-    h = show(tap, ops, f"{name}.ln2", ops.layer_norm(x, ln2["g"], ln2["b"], config.layer_norm_eps))  # [B, N, D]
-    h = feed_forward(h, **mlp, config=config, ops=ops, tap=tap, name=name)  # [B, N, D]
-    return show(tap, ops, f"{name}.out", ops.add(x, h)), maps  # residual 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +93,13 @@ def vivit_forward(
 ) -> ViViTOutput:
     """Run ViViT on pixel_values [B, T, C, H, W]. See Model.__call__ for the arguments."""
     ops = get_backend(backend)
+    if not config.is_hf_model:  # Models 2-4, classifier='gap', representation_size: minivivit/factorized/
+        if interpolate_pos_encoding:
+            raise ValueError(f"interpolate_pos_encoding is implemented for HF's Model 1 only; resample the clip to "
+                             f"{config.num_frames} frames of {config.image_hw[0]}x{config.image_hw[1]}")
+        return factorized.forward(params, config, pixel_values, ops=ops, output_attentions=output_attentions,
+                                  attention_layers=attention_layers, attention_dtype=attention_dtype,
+                                  head_mask=head_mask, output_hidden_states=output_hidden_states, tap=tap)
     dtype = params["embed"]["pos"].dtype
     x = check_pixel_values(pixel_values, config, interpolate_pos_encoding, dtype)
     head_mask = check_head_mask(head_mask, config, dtype)  # [L, nh] or None
@@ -271,7 +178,7 @@ class Model:
 
     @property
     def dtype(self):
-        return self.params["embed"]["pos"].dtype
+        return self.params["embed"]["proj"]["w"].dtype
 
     @property
     def has_head(self) -> bool:
@@ -286,7 +193,9 @@ class Model:
         return [self.config.id2label[i] for i in range(self.config.num_labels)]
 
     def trace_names(self) -> list[str]:
-        """Every trace name of this model, in forward order."""
+        """Every trace name of this model, in forward order (Models 2-4: minivivit/factorized/ lists them)."""
+        if not self.config.is_hf_model:
+            return factorized.trace_names(self.config, head=self.has_head)
         return trace_names(self.config.num_hidden_layers, head=self.has_head, pooler=self.has_pooler)
 
     def to(self, dtype) -> Model:
@@ -309,6 +218,8 @@ class Model:
     def __repr__(self):
         c = self.config
         kind = "classifier" if self.has_head else "base model" + (" + pooler" if self.has_pooler else "")
+        if not c.is_hf_model:
+            kind = f"Model {c.model_number} ({c.attention_type}, classifier={c.classifier!r}) {kind}"
         return (f"Model(ViViT {kind}: {c.num_hidden_layers} layers, D={c.hidden_size}, {c.num_attention_heads} heads, "
                 f"clip {c.num_frames}x{c.image_hw[0]}x{c.image_hw[1]}, tubelet {c.tubelet_size}, "
                 f"{self.num_params() / 1e6:.2f}M params, {self.dtype})")

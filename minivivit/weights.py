@@ -12,6 +12,9 @@ params (the argument names of model.py's functions; w is stored [in, out]):
     pooler: {w [D, D'], b [D']}        only for a base model with a pooling layer (VivitModel)
     head:   {w [D, num_labels], b}     only for a classifier (VivitForVideoClassification)
 
+That is HF's Model 1. The paper's Models 2-4, classifier='gap' and representation_size have the trees
+documented in minivivit/factorized/ (expected_shapes there).
+
 The file is one .safetensors with flat keys (`blocks.3.attn.q.w`) and the config JSON (labels
 included) in its metadata under "minivivit_config". Loading is strict: every expected key present,
 every shape checked, unknown keys reported by name.
@@ -75,6 +78,10 @@ def map_params(fn, params):
 
 def expected_shapes(config: ViViTConfig, head: bool, pooler: bool) -> dict[str, tuple]:
     """Every flat key a model with this config must have, with its shape."""
+    if not config.is_hf_model:  # Models 2-4, classifier='gap', representation_size: minivivit/factorized/
+        from .factorized import expected_shapes as variant_shapes
+
+        return variant_shapes(config, head=head)  # (no HF pooler: a "pooler" key is reported as unknown)
     D, F = config.hidden_size, config.intermediate_size
     tt, ph, pw = config.tubelet_size
     shapes = {

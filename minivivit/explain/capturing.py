@@ -53,14 +53,19 @@ def estimate_bytes(config, pixel_shape, layers=None, output_attentions: str = "c
     """Bytes of the attention maps a forward pass would keep, computed from shapes only (no forward).
 
     pixel_shape: [B, T, C, H, W]. layers: None (all) or a list of layer indices. output_attentions: "full"
-    keeps [B, nh, N, N] per layer, "cls" keeps the CLS rows [B, nh, N].
+    keeps [B, nh, N, N] per layer, "cls" keeps the CLS rows [B, nh, N]. Every variant (Models 2-4 keep maps
+    per time slice / per location: minivivit.factorized.attention_shapes).
     """
+    from ..factorized import attention_shapes
+
     request = _request(output_attentions)
-    B, N = pixel_shape[0], TokenMap.for_config(config, pixel_shape).num_tokens
-    L = config.num_hidden_layers
-    kept = L if layers is None else len({int(i) % L for i in layers})
-    per_layer = B * config.num_attention_heads * N * (N if request == "full" else 1)  # numbers per layer
-    return kept * per_layer * np.dtype(dtype).itemsize
+    grid = TokenMap.for_config(config, pixel_shape).grid  # this clip's tubelet grid
+    shapes = attention_shapes(config, pixel_shape[0], request, grid)  # one entry per attention layer
+    L = len(shapes)
+    kept = range(L) if layers is None else sorted({int(i) % L for i in layers})
+    numbers = sum(int(np.prod(s)) for i in kept for s in (shapes[i].values() if isinstance(shapes[i], dict)
+                                                            else [shapes[i]]))
+    return numbers * np.dtype(dtype).itemsize
 
 
 class AttentionBudgetError(MemoryError, ValueError):
@@ -102,7 +107,8 @@ def capture(model, pixel_values, layers=None, output_attentions: str = "cls", dt
     store = np.dtype(dtype or model.dtype)
     nbytes = estimate_bytes(config, shape, layers, request, store)
     cheaper = []
-    if request == "full":
+    has_cls = config.classifier == "token"  # Models 3 and 4 (and any 'gap' model) have no CLS row to keep
+    if request == "full" and has_cls:
         cheaper.append(f"output_attentions='cls' keeps only the CLS rows: "
                        f"{format_bytes(estimate_bytes(config, shape, layers, 'cls', store))}")
     if layers is None or len(set(layers)) > 1:
@@ -111,7 +117,7 @@ def capture(model, pixel_values, layers=None, output_attentions: str = "cls", dt
     if store.itemsize > 2:
         half = estimate_bytes(config, shape, layers, request, np.float16)
         cheaper.append(f"dtype=np.float16 halves it: {format_bytes(half)}")
-    if request == "full":
+    if request == "full" and config.is_hf_model:
         cheaper.append("for the CLS rollout, minivivit.explain.cls_rollout(model, x) keeps one full map at a time")
     what = (f"capturing {request} attention maps of {'all' if layers is None else len(set(layers))} layer(s) "
             f"(batch {shape[0]}, {config.num_attention_heads} heads, {TokenMap.for_config(config, shape).num_tokens} "
@@ -168,6 +174,11 @@ def cls_rollout(model, pixel_values, head_fusion="mean", alpha: float = 0.5, dis
     vector v^T <- v^T A_hat_l (explain.rollout_cls), which equals row 0 of the full product.
     """
     config = model.config
+    if not config.is_hf_model:
+        raise ValueError(f"attention rollout is defined here for Model 1 (spatio-temporal attention with a CLS "
+                         f"token); this model is Model {config.model_number} ({config.attention_type}, classifier="
+                         f"{config.classifier!r}). Capture its maps with explain.capture(model, x, "
+                         f"output_attentions='full') instead.")
     shape = np.shape(pixel_values)
     L = config.num_hidden_layers
     end = L - 1 if end_layer is None else end_layer % L

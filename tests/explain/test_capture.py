@@ -26,7 +26,7 @@ def test_estimate_vivit_b_sizes():
 
 
 def test_refuses_before_the_forward_pass_with_size_and_alternatives():
-    stub = {"embed": {"pos": np.zeros((1, 1), np.float32)}}  # only the dtype: a forward pass would crash
+    stub = {"embed": {"proj": {"w": np.zeros((1, 1), np.float32)}}}  # only the dtype: a forward pass would crash
     model = minivivit.Model(params=stub, config=minivivit.ViViTConfig())
     x = np.zeros((1, 32, 3, 224, 224), np.float32)
     with pytest.raises(explain.AttentionBudgetError) as e:
