@@ -125,11 +125,11 @@ def plan(sets: dict, num_tokens: int, num_layers: int, layers="auto", budget: in
                              f"{format_bytes(each)} per layer, and layers {missing} do not fit in the budget of "
                              f"{format_bytes(budget)} (the rest of the file takes {format_bytes(fixed_bytes)}). "
                              f"Choose fewer layers, or raise the budget to --budget {_mb_up(need)} (MB)")
-    result.left_out = _describe_left_out(sets, skipped, order, num_layers, each, result.total_bytes)
+    result.left_out = _describe_left_out(sets, skipped, order, num_layers, each)
     return result
 
 
-def _describe_left_out(sets, skipped, order, num_layers, each, used) -> list[str]:
+def _describe_left_out(sets, skipped, order, num_layers, each) -> list[str]:
     """One line per (method, head choices) with the layers left out, their size and how to include them."""
     lines = []
     by_key = {}
@@ -144,6 +144,22 @@ def _describe_left_out(sets, skipped, order, num_layers, each, used) -> list[str
     unchosen = sorted(set(range(num_layers)) - set(order))
     if unchosen:
         lines.append(f"full maps of layers {_ranges(unchosen)} (not chosen with --layers-full)")
+    return lines
+
+
+def describe_units(sets: dict, units) -> list[str]:
+    """[(method, layer, head)] -> one line per method and head choices: 'raw attention, heads mean: layers 0-2'."""
+    layers_of = {}
+    for m, layer, h in units:
+        layers_of.setdefault((m, h), set()).add(layer)
+    by_layers = {}
+    for (m, h), layers in layers_of.items():
+        by_layers.setdefault((m, tuple(sorted(layers))), []).append(h)
+    lines = []
+    for (m, layers), heads in by_layers.items():
+        names = ", ".join(sets[m].heads[h] for h in sorted(heads, key=lambda h: (sets[m].heads[h].isdigit(), h)))
+        lines.append(f"{sets[m].label}, head choice{'s' if len(heads) > 1 else ''} {names}: "
+                     f"layer{'s' if len(layers) > 1 else ''} {_ranges(list(layers))}")
     return lines
 
 

@@ -133,6 +133,7 @@ def payload(data, blobs: Blobs, provider: str, frames=None, plan=None, title="mi
                          "bound": "|error| <= row max / 510 (half a step)"},
         "budget": None if plan is None else {
             "limit": plan.budget, "unit": plan.unit_bytes, "left_out": plan.left_out,
+            "included": budget_mod.describe_units(data.sets, sorted(data.full)),
             "how": budget_mod.how_to_include(data.tokens.num_tokens, plan.total_bytes)},
     }
 

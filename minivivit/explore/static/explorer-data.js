@@ -25,9 +25,12 @@ function mvLut(name) {
   return lut;
 }
 
-/* The colour index of value v on the scale [lo, hi], as matplotlib's Colormap does: floor(x * 256), clipped. */
-function mvColourIndex(v, lo, hi) {
-  const x = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+/* The colour index of value v on the scale [lo, hi], as matplotlib's Colormap does: floor(x * 256), clipped.
+ * log: x = (log10 v - log10 lo) / (log10 hi - log10 lo), with lo > 0 (values <= 0 get the lowest colour). */
+function mvColourIndex(v, lo, hi, log) {
+  let x;
+  if (log) x = v > 0 && hi > lo ? (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : (v > 0 ? 0.5 : 0);
+  else x = hi > lo ? (v - lo) / (hi - lo) : 0.5;
   return Math.max(0, Math.min(255, Math.floor(x * 256)));
 }
 

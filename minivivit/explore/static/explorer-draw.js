@@ -24,7 +24,7 @@ function mvPixelTokens(tk, H, W) {
 }
 
 /* A W x H canvas with the map coloured: values [N] (token order), pixTok [H * W], colour range [lo, hi]. */
-function mvOverlay(values, pixTok, W, H, lo, hi, lut) {
+function mvOverlay(values, pixTok, W, H, lo, hi, lut, log) {
   const canvas = document.createElement("canvas");
   canvas.width = W;
   canvas.height = H;
@@ -34,7 +34,7 @@ function mvOverlay(values, pixTok, W, H, lo, hi, lut) {
   for (let p = 0; p < W * H; p++) {
     const tok = pixTok[p];
     if (tok < 0) continue;  // not covered by any tubelet: transparent
-    const i = 3 * mvColourIndex(values[tok], lo, hi);
+    const i = 3 * mvColourIndex(values[tok], lo, hi, log);
     px[4 * p] = lut[i];
     px[4 * p + 1] = lut[i + 1];
     px[4 * p + 2] = lut[i + 2];
@@ -69,7 +69,7 @@ function mvDrawFrame(canvas, image, overlay, scale, opacity, outlines) {
 }
 
 /* The colour bar: 256 steps of the colour map, with a marker at `mark` (a value) when given. */
-function mvDrawColourBar(canvas, lut, lo, hi, mark) {
+function mvDrawColourBar(canvas, lut, lo, hi, mark, log) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height;
   for (let x = 0; x < w; x++) {
@@ -78,7 +78,7 @@ function mvDrawColourBar(canvas, lut, lo, hi, mark) {
     ctx.fillRect(x, 0, 1, h);
   }
   if (mark !== null && mark !== undefined && hi > lo) {
-    const x = Math.max(0, Math.min(w - 1, ((mark - lo) / (hi - lo)) * w));
+    const x = Math.max(0, Math.min(w - 1, (mvColourIndex(mark, lo, hi, log) + 0.5) / 256 * w));
     ctx.fillStyle = "#fff";
     ctx.fillRect(x - 2, 0, 4, h);
     ctx.fillStyle = "#000";
@@ -123,6 +123,19 @@ function mvDrawGrid(canvas, grid, lut, layer, head, digits) {
     else ctx.strokeRect(left + 1, top + layer * cell + 1, nh * cell - 2, cell - 2);
   }
   return { cell, left, top, lo, hi };
+}
+
+/* The k patch tokens (1..N-1) with the largest values, largest first. */
+function mvTopTokens(values, k) {
+  const top = [];
+  for (let t = 1; t < values.length; t++) {
+    if (top.length < k || values[t] > values[top[top.length - 1]]) {
+      top.push(t);
+      top.sort((a, b) => values[b] - values[a] || a - b);
+      if (top.length > k) top.pop();
+    }
+  }
+  return top;
 }
 
 /* 0.00123 -> "1.230e-3"; 0.25 -> "0.2500". */

@@ -51,9 +51,9 @@ function mountExplorer(root, data, options) {
 
   const first = data.methods[0];
   const state = { method: first.id, layer: L - 1, head: Math.max(0, first.heads.indexOf("mean")), target: first.targets[0],
-    frame: 0, query: null, opacity: 0.6, cmap: "viridis", playing: false };
+    frame: 0, query: null, opacity: 0.6, cmap: "viridis", log: false, playing: false };
   let lut = mvLut(state.cmap);
-  let shown = { values: null, lo: 0, hi: 1, source: "", bound: 0, missing: null, status: "loading" };
+  let shown = { values: null, lo: 0, hi: 1, source: "", bound: 0, missing: null, status: "loading", top: [] };
   let overlays = [];
   let hover = null;  // {token, frame}
   let timer = null, serial = 0;
@@ -76,12 +76,14 @@ function mountExplorer(root, data, options) {
   $.opacity = mvEl("input", { type: "range", min: 0, max: 1, step: 0.05, value: state.opacity, "aria-label": "map opacity" });
   $.cmap = mvEl("select", { "aria-label": "colour map" });
   ["viridis", "cividis"].forEach((n) => $.cmap.appendChild(mvEl("option", { value: n, text: n })));
+  $.log = mvEl("select", { "aria-label": "colour scale" });
+  [["linear", "linear"], ["log", "log10"]].forEach(([v, t]) => $.log.appendChild(mvEl("option", { value: v, text: t })));
   $.cls = mvEl("button", { type: "button", text: "query: CLS", title: "show the CLS token's row (Esc)" });
   const control = (label, ...els) => mvEl("label", { class: "mv-control" }, [mvEl("span", { class: "mv-label", text: label }), ...els]);
   const controls = mvEl("div", { class: "mv-controls" }, [
     control("method", $.method), control("layer", $.layer, $.layerText), control("head", $.heads),
     control("target class", $.target), control("frame", $.frame, $.frameText, $.play),
-    control("opacity", $.opacity), control("colours", $.cmap), $.cls]);
+    control("opacity", $.opacity), control("colours", $.cmap, $.log), $.cls]);
 
   $.main = mvEl("canvas", { class: "mv-main", width: W * scale, height: H * scale, "aria-label": "frame with the map; click a tubelet to query it" });
   $.readout = mvEl("div", { class: "mv-readout", "aria-live": "polite" });
@@ -155,20 +157,29 @@ function mountExplorer(root, data, options) {
       timings.row = performance.now() - t0;
     }
     if (result.missing) {
-      shown = { values: null, lo: 0, hi: 1, source: "", bound: 0, missing: result.missing, status: "missing" };
+      shown = { values: null, lo: 0, hi: 1, source: "", bound: 0, missing: result.missing, status: "missing", top: [] };
     } else {
-      let lo = Infinity, hi = -Infinity;
-      for (let k = 1; k < N; k++) { lo = Math.min(lo, result.values[k]); hi = Math.max(hi, result.values[k]); }
-      shown = { values: result.values, lo, hi, source: result.source, bound: result.bound, missing: null, status: "ready" };
+      shown = { values: result.values, source: result.source, bound: result.bound, missing: null, status: "ready",
+        top: mvTopTokens(result.values, 3) };
+      colourRange();
     }
     overlays = [];
     drawAll();
     timings.update = performance.now() - t0;
   }
 
+  /* Colours span the min-max over the patch tokens (log: from the smallest positive value). */
+  function colourRange() {
+    let lo = Infinity, hi = -Infinity, pos = Infinity;
+    const v = shown.values;
+    for (let k = 1; k < N; k++) { lo = Math.min(lo, v[k]); hi = Math.max(hi, v[k]); if (v[k] > 0) pos = Math.min(pos, v[k]); }
+    shown.lo = state.log ? (pos < Infinity ? pos : 1) : lo;
+    shown.hi = hi;
+  }
+
   function overlay(s) {
     if (!shown.values) return null;
-    if (!overlays[s]) overlays[s] = mvOverlay(shown.values, pixTok[s], W, H, shown.lo, shown.hi, lut);
+    if (!overlays[s]) overlays[s] = mvOverlay(shown.values, pixTok[s], W, H, shown.lo, shown.hi, lut, state.log);
     return overlays[s];
   }
 
@@ -207,18 +218,22 @@ function mountExplorer(root, data, options) {
     }
     const head = m.heads[state.head];
     const where = m.label + ", " + m.layer_label + " " + state.layer + ", head " + head;
-    if (state.query === null) {
-      $.query.textContent = "query: CLS (token 0) \u2014 where the classification token looks. " + where + ". Click a tubelet to query it.";
-    } else {
-      const v = shown.values;
-      $.query.textContent = "query: " + describeToken(state.query) + ". " + where + "." +
-        (v ? " To CLS: " + mvFormat(v[0]) + "; to itself: " + mvFormat(v[state.query]) + "." : "");
+    const v = shown.values;
+    $.query.textContent = "";
+    $.query.appendChild(mvEl("div", { text: state.query === null
+      ? "query: CLS (token 0) \u2014 where the classification token looks. " + where + ". Click a tubelet to query it."
+      : "query: " + describeToken(state.query) + ". " + where + "." +
+        (v ? " To CLS: " + mvFormat(v[0]) + "; to itself: " + mvFormat(v[state.query]) + "." : "") }));
+    if (v) {
+      const ol = mvEl("ol", { class: "mv-top" });
+      shown.top.forEach((k) => ol.appendChild(mvEl("li", { text: describeToken(k) + ": " + mvFormat(v[k]) })));
+      $.query.append(mvEl("div", { class: "mv-label", text: "strongest keys" }), ol);
     }
-    $.barLabel.textContent = m.value_label + (shown.values ? " \u2014 colours span the min\u2013max over the " + (N - 1) +
-      " patch tokens" + (shown.values ? "; CLS key: " + mvFormat(shown.values[0]) : "") : "");
-    $.barLo.textContent = mvFormat(shown.lo);
-    $.barHi.textContent = mvFormat(shown.hi);
-    mvDrawColourBar($.bar, lut, shown.lo, shown.hi, hover && hover.token > 0 && shown.values ? shown.values[hover.token] : null);
+    $.barLabel.textContent = m.value_label + (v ? " \u2014 colours span the " + (state.log ? "log10 of the smallest positive value" : "min") +
+      "\u2013max over the " + (N - 1) + " patch tokens; CLS key: " + mvFormat(v[0]) : "");
+    $.barLo.textContent = v ? mvFormat(shown.lo) : "";
+    $.barHi.textContent = v ? mvFormat(shown.hi) : "";
+    mvDrawColourBar($.bar, lut, shown.lo, shown.hi, hover && hover.token > 0 && v ? v[hover.token] : null, state.log);
     const rawHead = state.method === "raw" && /^\d+$/.test(head) ? +head : -1;
     const sel = state.method === "raw" ? state.layer : null;
     $.spaceGeom = mvDrawGrid($.space, data.distance.space, lut, sel, rawHead, 0);
@@ -268,10 +283,8 @@ function mountExplorer(root, data, options) {
       "Click a cell to show that layer and head.");
     li("CLS rows are exact (float32). Full maps: 8 bits per entry, " + data.quantisation.rule + "; " + data.quantisation.bound + ".");
     if (data.budget) {
-      const have = [];
-      data.methods.forEach((m) => Object.keys(m.full).forEach((k) => { const [l, h] = k.split(":"); have.push(m.label + " L" + l + " " + m.heads[+h]); }));
-      li("Size budget " + (data.budget.limit / 1e6).toFixed(1) + " MB; full maps in this file (click a tubelet to see its row): " +
-        (have.length ? have.join(", ") : "none") + ".");
+      li("Size budget " + (data.budget.limit / 1e6).toFixed(1) + " MB. Full maps in this file (click a tubelet to see its " +
+        "row): " + (data.budget.included.length ? data.budget.included.join("; ") : "none, only CLS rows") + ".");
       if (data.budget.left_out.length) li("Left out: " + data.budget.left_out.join("; ") + ". " + data.budget.how);
     } else {
       li("Rows of a clicked tubelet are computed on demand by the Python kernel (capture.recompute_attention).");
@@ -297,9 +310,10 @@ function mountExplorer(root, data, options) {
     state.head = Math.max(0, Math.min(method().heads.length - 1, state.head));
     state.frame = ((state.frame % T) + T) % T;
     if (changes.cmap !== undefined) { lut = mvLut(state.cmap); overlays = []; }
+    if (changes.log !== undefined && shown.values) { colourRange(); overlays = []; }
     const recompute = ["method", "layer", "head", "target", "query"].some((k) => state[k] !== before[k]);
     if (recompute) return update();
-    if (changes.cmap !== undefined || changes.opacity !== undefined) drawAll();
+    if (changes.cmap !== undefined || changes.opacity !== undefined || changes.log !== undefined) drawAll();
     else { drawControls(); drawMain(); publish(); }
     return Promise.resolve();
   }
@@ -325,7 +339,7 @@ function mountExplorer(root, data, options) {
     } else $.readout.textContent = hover ? describeToken(token) : "";
     drawMain();
     drawStrip();
-    mvDrawColourBar($.bar, lut, shown.lo, shown.hi, hover && shown.values ? shown.values[token] : null);
+    mvDrawColourBar($.bar, lut, shown.lo, shown.hi, hover && shown.values ? shown.values[token] : null, state.log);
   }
 
   $.method.addEventListener("change", () => set({ method: $.method.value }));
@@ -335,6 +349,7 @@ function mountExplorer(root, data, options) {
   $.play.addEventListener("click", () => play(!state.playing));
   $.opacity.addEventListener("input", () => set({ opacity: +$.opacity.value }));
   $.cmap.addEventListener("change", () => set({ cmap: $.cmap.value }));
+  $.log.addEventListener("change", () => set({ log: $.log.value === "log" }));
   $.cls.addEventListener("click", () => set({ query: null }));
   $.main.addEventListener("mousemove", (ev) => showHover(pointerToken(ev, $.main, state.frame), state.frame));
   $.main.addEventListener("mouseleave", () => showHover(-1, state.frame));
@@ -389,7 +404,7 @@ function mountExplorer(root, data, options) {
     timings,
     set,
     state: () => ({ ...state, headName: method().heads[state.head] }),
-    drawn: () => ({ values: shown.values ? Array.from(shown.values) : null, lo: shown.lo, hi: shown.hi, source: shown.source,
+    drawn: () => ({ values: shown.values ? Array.from(shown.values) : null, lo: shown.lo, hi: shown.hi, log: state.log, source: shown.source,
       bound: shown.bound, missing: shown.missing, status: shown.status, method: state.method, layer: state.layer,
       head: method().heads[state.head], target: state.target, query: state.query, frame: state.frame }),
     /* RGBA on the main canvas at the centre of frame pixel (row, col). */
