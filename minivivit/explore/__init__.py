@@ -31,4 +31,4 @@ def explore(model, clip_or_pixel_values, *, frames=None, backend: str = "numpy",
     return ExplorerWidget(data)
 
 
-__all__ = ["explore", "build_html", "write_html", "extract", "prepare_clip", "ExplorerData", "MapSet", "DEFAULT_BUDGET"]
+__all__ = ["DEFAULT_BUDGET", "ExplorerData", "MapSet", "build_html", "explore", "extract", "prepare_clip", "write_html"]

@@ -19,8 +19,8 @@ Shapes use the letters of minivivit/layers.py (nh heads, N tokens, CLS first).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -36,7 +36,7 @@ def demo_page(demo):
 
 def read_page(html: str):
     """An explorer page -> (payload dict, {blob id: bytes}) as the browser reads them."""
-    data = json.loads(re.search(r'<script type="application/json" id="mv-data">(.*?)</script>', html, re.S).group(1))
+    data = json.loads(re.search(r'<script type="application/json" id="mv-data">(.*?)</script>', html, re.DOTALL).group(1))
     blobs = {i: base64.b64decode(t) for i, t in
              re.findall(r'<script type="application/octet-stream" id="(mv-b\d+)">([^<]*)</script>', html)}
     return data, blobs

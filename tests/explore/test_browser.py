@@ -12,6 +12,7 @@ $MINIVIVIT_CHROMIUM).
 import io
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -79,10 +80,7 @@ def opened(browser, demo, demo_page, tmp_path_factory):
 
 
 def _viridis():
-    from minivivit.explore.page import static_text as st
-    import re
-
-    hex_ = re.search(r'viridis: "([0-9a-f]+)"', st("explorer-data.js")).group(1)
+    hex_ = re.search(r'viridis: "([0-9a-f]+)"', static_text("explorer-data.js")).group(1)
     return np.frombuffer(bytes.fromhex(hex_), np.uint8).reshape(256, 3)
 
 

@@ -126,7 +126,7 @@ def test_page_is_offline_and_says_what_it_holds(demo_page):
 def test_small_budget_is_honoured_and_left_out_is_said(demo):
     html, info = build_html(demo["model"], demo["clip"], budget=1_000_000)
     assert len(html.encode()) == info["bytes"] <= 1_000_000
-    payload, blobs = read_page(html)
+    payload, _ = read_page(html)
     kept = {(m["id"], k) for m in payload["methods"] for k in m["full"]}
     assert kept == {("raw", "2:4"), ("raw", "1:4")}  # head-mean maps, last layer first, as many as fit
     text = " ".join(payload["budget"]["left_out"])
