@@ -113,7 +113,11 @@ function mountExplorer(root, data, options) {
     $.strip.appendChild(mvEl("figure", {}, [c, mvEl("figcaption", { text: "t=" + s + " \u00b7 frames " + f0 + "\u2013" + f1 })]));
   }
   $.about = mvEl("details", { class: "mv-about" });
-  root.append(mvEl("div", { class: "mv-title", text: data.title }), controls,
+  const b = data.budget;
+  const note = mvEl("div", { class: "mv-note", text: !b ? "Clicked rows are computed on demand by the Python kernel." :
+    "Full maps in this file (what a click on a tubelet can show): " + (b.included.length ? b.included.join("; ") : "none") + "." +
+    (b.left_out.length ? " Some were left out to keep the file under " + (b.limit / 1e6).toFixed(1) + " MB: see \u201cwhat is in this file\u201d below for what and how to include them." : "") });
+  root.append(mvEl("div", { class: "mv-title", text: data.title }), controls, note,
     mvEl("div", { class: "mv-body" }, [mvEl("div", { class: "mv-view" }, [$.main, $.readout, $.status]), side]),
     $.strip, $.about);
 
