@@ -109,7 +109,7 @@ def token_tables(tokens: explain.TokenMap, num_frames: int, height: int, width: 
 def payload(data, blobs: Blobs, provider: str, frames=None, plan=None, title="minivivit attention explorer") -> dict:
     """The JSON the page reads. provider: "embedded" (rows from the file's full maps) or "kernel" (the widget)."""
     T, H, W = data.frames.shape[:3]
-    mime, images = frames or encode_frames(data.frames)
+    mime, images = frames or encode_frames(data.frames, max_bytes=budget_mod.DEFAULT_BUDGET // 8)  # as a default page
     methods = []
     for name, s in data.sets.items():
         full = {f"{layer}:{h}": {"q": blobs.add(q, "u8"), "scale": blobs.add(sc, "f32")}

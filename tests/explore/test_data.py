@@ -312,3 +312,34 @@ def test_vivit_b_shaped_file_stays_within_25_mb():
     assert info["units"] == [("raw", 1, 12)]  # the last layer's head-mean map (13.1 MB); nothing else fits
     payload, blobs = read_page(html)
     assert blob_array(_method(payload, "raw")["cls"]["*"], blobs).shape == (2, 14, 3137)
+
+
+def test_base_model_without_a_head_has_no_prediction():
+    """A VivitModel-like base model (no classifier): the page still builds; the class menu says nothing."""
+    from minivivit.weights import expected_shapes, unflatten_params
+
+    config = minivivit.ViViTConfig(image_size=32, num_frames=4, tubelet_size=(2, 16, 16), hidden_size=16,
+                                   num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    rng = np.random.default_rng(1)
+    flat = {k: (rng.standard_normal(s) * 0.25 + k.endswith(".g")).astype(np.float32)
+            for k, s in expected_shapes(config, head=False, pooler=False).items()}
+    model = minivivit.Model(unflatten_params(flat), config)
+    frames = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    html, _ = build_html(model, frames)
+    payload, blobs = read_page(html)
+    assert payload["prediction"] is None and payload["tokens"]["grid"] == [2, 2, 2]
+    from minivivit.preprocess import preprocess_for
+
+    ref = capture.capture(model, preprocess_for(config, frames), mode="cls").attentions
+    assert np.array_equal(blob_array(_method(payload, "raw")["cls"]["*"], blobs)[1, :2], ref[1][0])
+
+
+def test_explore_without_anywidget_says_what_to_install(demo, monkeypatch):
+    import sys
+
+    from minivivit.explore import explore
+
+    monkeypatch.setitem(sys.modules, "anywidget", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "minivivit.explore.widget", raising=False)
+    with pytest.raises(ImportError, match=r"needs anywidget: python -m pip install anywidget .* `minivivit explore`"):
+        explore(demo["model"], demo["clip"])
