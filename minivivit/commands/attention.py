@@ -62,27 +62,6 @@ def _parse_head(text):
         raise ValueError(f"--head must be a head index or one of mean, max, min; got {text!r}") from None
 
 
-def _read_frames(path, num_frames):
-    """uint8 frames [T, H, W, 3]: a .npy array as it is, anything else through minivivit.video.read_video."""
-    from pathlib import Path
-
-    import numpy as np
-
-    if Path(path).suffix.lower() == ".npy":
-        if not Path(path).exists():
-            raise FileNotFoundError(f"no such file: {path}")
-        frames = np.load(path, allow_pickle=False)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"{path}: expected a uint8 array [T, H, W, 3]; got {frames.dtype} {frames.shape}")
-        return frames
-    from minivivit.video import VideoDependencyError, read_video
-
-    try:
-        return read_video(path, num_frames=num_frames)[0]
-    except VideoDependencyError as e:
-        raise RuntimeError(str(e)) from e
-
-
 def run(args) -> int:
     from pathlib import Path
 
@@ -92,6 +71,7 @@ def run(args) -> int:
     from minivivit import explain
     from minivivit.explain import viz
     from minivivit.fileio import atomic_output
+    from minivivit.video import load_frames
     from minivivit.video.preprocess import preprocess_for, processor_config_for_weights
 
     out = Path(args.out)
@@ -108,7 +88,7 @@ def run(args) -> int:
         raise ValueError(f"--layer {args.layer} does not exist; the model has layers 0..{L - 1} (or -1 for the last)")
     layer = args.layer % L
 
-    frames = _read_frames(args.video, config.num_frames)  # [T0, H0, W0, 3]
+    frames = load_frames(args.video, config.num_frames)  # [T0, H0, W0, 3]
     proc = processor_config_for_weights(weights)
     x = preprocess_for(config, frames, proc, args.preset)  # [1, T, C, H, W]
     shown = preprocess_for(config, frames, proc, do_rescale=False, offset=False, do_normalize=False)  # 0..255

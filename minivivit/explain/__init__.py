@@ -6,6 +6,7 @@
     heat = tokens.to_grid(v[0])                               # [t, h, w] (minivivit.tokens.TokenMap)
     explain.mean_attention_distance(full_maps, tokens)        # per-head metrics (metrics.py)
     from minivivit.explain import viz                         # figures and GIFs (matplotlib)
+    explain.explore(model, clip)                              # interactive explorer: a notebook widget (explore/)
 
 Maths only here (NumPy); viz.py draws what these functions compute.
 """
@@ -22,6 +23,7 @@ from .capturing import (
     format_bytes,
     recompute_attention,
 )
+from .explore import explore  # noqa: E402 (last: the explorer is built on the functions above)
 from .metrics import (
     cls_maps,
     distance_by_layer,
@@ -38,6 +40,7 @@ from .rollout import discard_lowest, fuse_heads, rollout, rollout_cls, rollout_m
 
 __all__ = [
     "DEFAULT_MAX_BYTES", "AttentionBudgetError", "Captured", "TokenMap", "capture", "check_budget", "cls_maps",
+    "explore",
     "cls_rollout", "discard_lowest", "distance_by_layer", "distance_matrices", "entropy", "estimate_bytes",
     "format_bytes", "fuse_heads", "head_entropy", "mean_attention_distance", "normalize", "recompute_attention",
     "rollout", "rollout_cls", "rollout_matrix", "rownorm", "slice_profile", "space_time_decomposition",

@@ -9,5 +9,25 @@
 from .decode import MAX_BYTES, VideoDependencyError, VideoMeta, read_video, video_info
 from .sampling import STRATEGIES, ShortVideoWarning, sample_indices
 
-__all__ = ["MAX_BYTES", "STRATEGIES", "ShortVideoWarning", "VideoDependencyError", "VideoMeta", "read_video",
-           "sample_indices", "video_info"]
+__all__ = ["MAX_BYTES", "STRATEGIES", "ShortVideoWarning", "VideoDependencyError", "VideoMeta", "load_frames",
+           "read_video", "sample_indices", "video_info"]
+
+
+def load_frames(path, num_frames=None):
+    """uint8 frames [T, H, W, 3] from a file: a .npy array as it is, anything else through read_video (num_frames
+    sampled uniformly). What `minivivit attention` and `minivivit explore` accept as VIDEO."""
+    from pathlib import Path
+
+    import numpy as np
+
+    if Path(path).suffix.lower() == ".npy":
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such file: {path}")
+        frames = np.load(path, allow_pickle=False)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"{path}: expected a uint8 array [T, H, W, 3]; got {frames.dtype} {frames.shape}")
+        return frames
+    try:
+        return read_video(path, num_frames=num_frames)[0]
+    except VideoDependencyError as e:
+        raise RuntimeError(str(e)) from e

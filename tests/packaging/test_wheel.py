@@ -37,6 +37,7 @@ def test_the_wheel_carries_the_demo_weights(wheel):
         info = z.getinfo("minivivit/assets/vivit-demo.safetensors")  # a real file, not a link
         assert info.file_size == (conftest.ROOT / "weights" / "vivit-demo.safetensors").stat().st_size
         names = z.namelist()
+    assert "minivivit/explain/explore/static/explorer.js" in names, "the explorer's script must ship"
     assert not any(n.startswith(("tests/", "notebooks/", "weights/")) for n in names), "only the package is shipped"
 
 
