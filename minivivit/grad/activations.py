@@ -32,10 +32,13 @@ def d_gelu(x):
 
 def _d_tanh_gelu(x, k):
     """f = 0.5 x (1 + tanh(u)), u = k (x + a x^3), a = 0.044715
-    =>  f' = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 a x^2)."""
+    =>  f' = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3 a x^2).
+    With 1 + tanh u = 2 s and 1 - tanh^2 u = 4 s (1 - s), s = sigmoid(2u), nothing cancels when tanh u
+    is near -1 (x < -4 in float32, where 1 + tanh u would be pure rounding)."""
     a = 0.044715
-    t = np.tanh(k * x * (1.0 + a * x * x))
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * a * x * x)
+    z = 2.0 * k * x * (1.0 + a * x * x)  # 2u
+    s, s_neg = sigmoid(z), sigmoid(-z)
+    return s + 2.0 * x * s * s_neg * k * (1.0 + 3.0 * a * x * x)
 
 
 def d_gelu_tanh(x):
@@ -115,8 +118,8 @@ def d_mish(x):
 
 
 def d_hardswish(x):
-    """x clip(x + 3, 0, 6) / 6  =>  0 for x < -3, x/3 + 1/2 for -3 <= x <= 3, 1 for x > 3 (torch's kinks)."""
-    return np.where(x < -3, 0.0, np.where(x <= 3, x / 3.0 + 0.5, 1.0))
+    """x clip(x + 3, 0, 6) / 6  =>  0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 (torch's kinks)."""
+    return np.where(x <= -3, 0.0, np.where(x < 3, x / 3.0 + 0.5, 1.0))
 
 
 def d_laplace(x):
