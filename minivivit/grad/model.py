@@ -150,8 +150,16 @@ def backward(
     dpatches, dcls, dpos = embed_backward(d, config.grid, clip_grid if interpolate_pos_encoding else None)
     dw, db, dx = tubelet_embed_backward(dpatches, x, e["proj"]["w"], config.tubelet_size, input_grad=input_grad)
     grads["embed"] = {"proj": {"w": dw, "b": db}, "cls": dcls, "pos": dpos}
-    grads = {k: grads[k] for k in params}  # the same key order as params
+    grads = _nest_like(params, grads)  # the same keys, in the same order, as params
     return Gradients(loss=float(loss), params=grads, output=out, pixel_values=dx, attentions=attentions)
+
+
+def _nest_like(params, grads):
+    if isinstance(params, dict):
+        return {k: _nest_like(v, grads[k]) for k, v in params.items()}
+    if isinstance(params, list):
+        return [_nest_like(v, g) for v, g in zip(params, grads)]
+    return grads.astype(params.dtype, copy=False)
 
 
 def _dropout(config, train, rng):
