@@ -36,7 +36,7 @@ def attention_backward(dcontext, q, k, v, num_heads, head_mask=None, dropout=Non
     Returns (dq, dk, dv), each [B, N, D].
     """
     qh, kh, vh, dch = (split_heads(a, num_heads) for a in (q, k, v, dcontext))  # [B, nh, N, d] each
-    B, nh, N, d = qh.shape
+    nh, d = qh.shape[1], qh.shape[3]
     scale = np.asarray(d**-0.5, dtype=q.dtype)
     dq, dk, dv = np.empty_like(qh), np.empty_like(kh), np.empty_like(vh)  # [B, nh, N, d]
     for h in range(nh):

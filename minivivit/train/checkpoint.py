@@ -53,7 +53,7 @@ def load_checkpoint(path, decay=None) -> dict:
             if META not in metadata:
                 raise ValueError(f"{path} is not a minivivit training checkpoint (no {META!r} metadata); "
                                  f"weights files load with minivivit.load()")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open, not a dict)
     except SafetensorError as e:
         raise ValueError(f"{path} is not a readable safetensors file ({e}); is it truncated?") from e
     meta = json.loads(metadata[META])

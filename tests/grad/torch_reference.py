@@ -46,7 +46,8 @@ def set_head_mask(hf, head_mask):
         m.minivivit_head_mask = None if head_mask is None else torch.as_tensor(head_mask[i], dtype=torch.float32)
 
 
-def torch_backward(hf, x: np.ndarray, labels=None, objective=None, label_smoothing=0.0, dtype=torch.float32):
+def torch_backward(hf, x: np.ndarray, labels=None, objective=None, label_smoothing=0.0, dtype=torch.float32,
+                   attentions=True):
     """(loss, grads nested like minivivit params, dL/dx, [dL/dA per layer]) from torch autograd.
 
     objective(outputs) -> scalar tensor, for base models. dL/dA: retain_grad on the attention weights HF
@@ -54,8 +55,8 @@ def torch_backward(hf, x: np.ndarray, labels=None, objective=None, label_smoothi
     hf = hf.to(dtype)
     hf.zero_grad(set_to_none=True)
     xt = torch.from_numpy(x).to(dtype).requires_grad_(True)
-    out = hf(xt, output_attentions=True)
-    for a in out.attentions:
+    out = hf(xt, output_attentions=attentions)  # (SDPA has no weights to return: attentions=False)
+    for a in out.attentions or ():
         a.retain_grad()
     if labels is not None:
         loss = torch.nn.functional.cross_entropy(out.logits, torch.as_tensor(labels), label_smoothing=label_smoothing)
@@ -66,7 +67,7 @@ def torch_backward(hf, x: np.ndarray, labels=None, objective=None, label_smoothi
     config = minivivit.ViViTConfig.from_hf_dict(hf.config.to_dict())
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     grads = hf_state_to_params(state, config, dtype=np_dtype)
-    dA = [a.grad.detach().numpy() for a in out.attentions]
+    dA = [a.grad.detach().numpy() for a in out.attentions or ()]
     return float(loss.detach()), grads, xt.grad.detach().numpy(), dA
 
 
