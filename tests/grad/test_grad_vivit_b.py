@@ -25,6 +25,9 @@ def test_vivit_b_gradients_equal_torch():
     loss, grads, dx, _ = torch_backward(hf, x, labels=y, attentions=False)
     errs = grad_errors(ours.params, grads)
     errs["pixel_values"] = rel(ours.pixel_values, dx)
+    worst = max(errs, key=errs.get)
+    print(f"ViViT-B gradients: worst {worst} {errs[worst]:.2e}, dL/dx {errs['pixel_values']:.2e}, loss {ours.loss:.6f}"
+          f" vs {loss:.6f}")
     bad = {k: v for k, v in errs.items() if not v <= 1e-4}
     assert abs(ours.loss - loss) <= 1e-4 * max(1, loss)
     assert not bad, f"ViViT-B gradient parity failures (tol 1e-4): {bad}; worst overall {max(errs.values()):.2e}"

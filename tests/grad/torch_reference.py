@@ -43,7 +43,8 @@ def set_head_mask(hf, head_mask):
     """Use the head-masked eager attention with head_mask [L, nh] (or none)."""
     hf.set_attn_implementation("eager_head_mask")
     for i, m in enumerate(attention_modules(hf)):
-        m.minivivit_head_mask = None if head_mask is None else torch.as_tensor(head_mask[i], dtype=torch.float32)
+        row = None if head_mask is None else np.array(head_mask[i], dtype=np.float32)  # a writable copy
+        m.minivivit_head_mask = None if row is None else torch.from_numpy(row)
 
 
 def torch_backward(hf, x: np.ndarray, labels=None, objective=None, label_smoothing=0.0, dtype=torch.float32,
