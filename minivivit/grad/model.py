@@ -100,28 +100,7 @@ def backward(
     else:
         loss, seeds = _run_objective(objective, out)
     grads = {}
-    last = out.last_hidden_state  # [B, N, D]
-    dlast = np.zeros_like(last)  # [B, N, D]
-    if "last_hidden_state" in seeds:
-        dlast += seeds["last_hidden_state"]
-    if "head" in params:
-        p = params["head"]
-        if "logits" in seeds:
-            dh, dw, db = cls_linear_backward(seeds["logits"], last, p["w"])  # [B, N, D], [D, C], [C]
-            dlast += dh
-        else:
-            dw, db = np.zeros_like(p["w"]), np.zeros_like(p["b"])
-        grads["head"] = {"w": dw, "b": db}
-    if "pooler" in params:
-        p = params["pooler"]
-        if "pooler_output" in seeds:
-            z = ops.linear(last[:, 0], p["w"], p["b"])  # [B, D'], the pooler activation's input (recomputed)
-            dz = activation_backward(seeds["pooler_output"], z, config.pooler_act)  # [B, D']
-            dh, dw, db = cls_linear_backward(dz, last, p["w"])  # [B, N, D], [D, D'], [D']
-            dlast += dh
-        else:
-            dw, db = np.zeros_like(p["w"]), np.zeros_like(p["b"])
-        grads["pooler"] = {"w": dw, "b": db}
+    dlast = _heads_backward(params, config, ops, out.last_hidden_state, seeds, grads)  # [B, N, D]
 
     # ---- final LayerNorm and the blocks, last to first -------------------------------------------
     d, dg, db = layer_norm_backward(dlast, hidden.pop(), params["norm"]["g"], config.layer_norm_eps)  # [B, N, D]
@@ -152,6 +131,33 @@ def backward(
     grads["embed"] = {"proj": {"w": dw, "b": db}, "cls": dcls, "pos": dpos}
     grads = _nest_like(params, grads)  # the same keys, in the same order, as params
     return Gradients(loss=float(loss), params=grads, output=out, pixel_values=dx, attentions=attentions)
+
+
+def _heads_backward(params, config, ops, last, seeds, grads):
+    """From the objective's seeds to dL/dlast_hidden_state [B, N, D]; fills grads['head'] / grads['pooler']
+    (zeros for a head the objective does not read)."""
+    dlast = np.zeros_like(last)  # [B, N, D]
+    if "last_hidden_state" in seeds:
+        dlast += seeds["last_hidden_state"]
+    if "head" in params:  # logits = last[:, 0] @ w + b
+        p = params["head"]
+        if "logits" in seeds:
+            dh, dw, db = cls_linear_backward(seeds["logits"], last, p["w"])  # [B, N, D], [D, C], [C]
+            dlast += dh
+        else:
+            dw, db = np.zeros_like(p["w"]), np.zeros_like(p["b"])
+        grads["head"] = {"w": dw, "b": db}
+    if "pooler" in params:  # pooler_output = pooler_act(last[:, 0] @ w + b)
+        p = params["pooler"]
+        if "pooler_output" in seeds:
+            z = ops.linear(last[:, 0], p["w"], p["b"])  # [B, D'], the activation's input (recomputed: [B, D] only)
+            dz = activation_backward(seeds["pooler_output"], z, config.pooler_act)  # [B, D']
+            dh, dw, db = cls_linear_backward(dz, last, p["w"])  # [B, N, D], [D, D'], [D']
+            dlast += dh
+        else:
+            dw, db = np.zeros_like(p["w"]), np.zeros_like(p["b"])
+        grads["pooler"] = {"w": dw, "b": db}
+    return dlast
 
 
 def _nest_like(params, grads):
