@@ -54,6 +54,10 @@ def encoder_block_backward(dout, x, saved, ln1, attn, ln2, mlp, *, config: ViViT
     x: the block's input; saved: BlockRecorder.saved of a re-run on x (consumed: entries are popped so
     that memory is freed as the backward goes); head_mask: [nh] or None; on_probs: see attention_backward.
     """
+    missing = [n for n in SAVED if n not in saved]
+    if missing:
+        raise RuntimeError(f"the re-run of {name or 'the block'} did not tap {missing}: the backward reads "
+                           f"{list(SAVED)} from model.encoder_block's tap (see minivivit.debug's trace names)")
     s, eps = saved, config.layer_norm_eps
     # MLP branch: out = resid1 + drop(drop(f(fc1)) @ W2 + b2)
     d = dropout_backward(dout, dropout, f"{name}.fc2")  # [B, N, D]

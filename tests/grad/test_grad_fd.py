@@ -128,3 +128,15 @@ def test_finite_difference_check_catches_a_transposed_gradient():
     o["w"] = o["w"].T.copy()  # [D, D]: a transposed weight gradient has the right shape
     with pytest.raises(AssertionError, match="finite differences disagree"):
         finite_difference_check(model, x, ce(y), ours)
+
+
+def test_backward_says_which_tapped_intermediate_is_missing(monkeypatch):
+    """The backward depends on encoder_block tapping SAVED's names; if the forward stops doing so, it says which."""
+    import minivivit.grad.block as block
+
+    real = block.BlockRecorder.__call__
+    monkeypatch.setattr(block.BlockRecorder, "__call__",
+                        lambda self, name, x: x if name.endswith(".fc1") else real(self, name, x))
+    model = tiny_model(seed=1)
+    with pytest.raises(RuntimeError, match=r"did not tap \['fc1'\]"):
+        backward(model, clip(model), np.array([0, 1]))
