@@ -1,6 +1,6 @@
 """ViViT-B on the CPU: minivivit numpy and numba backends vs HF transformers (torch, sdpa and eager).
 
-Same as `minivivit bench` (the code lives in minivivit/commands/bench.py so that the installed command
+Same as `minivivit bench` (the code lives in minivivit/bench/ so that the installed command
 has it); run from the repository root:
 
     python benchmarks/bench_cpu.py                  # the full table, a few minutes on 2 cores

@@ -8,11 +8,13 @@
 The core imports only numpy (and Pillow/safetensors when reading files); numba, PyAV, matplotlib and torch
 are imported when a feature needs them. The package, by topic:
 
-    config.py layers.py tokens.py position.py model.py   the model: config, NumPy reference ops, forward pass
+    config.py layers.py tokens.py position.py            the model's pieces: config, NumPy reference ops, tokens
+    blocks.py model.py factorized/                        the forward passes: Model 1 (HF's) and Models 2-4
     kernels/ (numba/, cuda/)                              fast backends of the same ops
-    weights.py checkpoint.py convert/                     the weights format, loading, HF conversion
+    grad/ train/                                          gradients by hand, AdamW, training steps
+    weights.py checkpoint.py convert/ inflate.py          the weights format, loading, HF / Scenic conversion
     video/ (decode, sampling, preprocess, classify)       frames in
-    explain/ (capture, rollout, metrics, viz)             where the model looks
+    explain/ (capturing, rollout, metrics, viz, explore)  where the model looks
     debug/ (trace, hf, compare)                           layer-by-layer comparison with HF
     data/ cli.py commands/ bench/                         synthetic clips, the command line, benchmarks
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import sys
 
-from . import _moved
+from . import _moved, grad  # noqa: F401 (minivivit.grad.value_and_grad without another import)
 from . import convert as _convert_pkg  # noqa: F401 (import the subpackage first, so `def convert` below keeps the name)
 from .checkpoint import BUNDLED_WEIGHTS, default_weights, load
 from .config import ViViTConfig

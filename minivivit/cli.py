@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "classify", "attention", "explore", "convert", "debug", "bench"]
+COMMANDS = ["demo", "classify", "attention", "explore", "convert", "export", "debug", "bench"]
 
 
 def _command_modules():
