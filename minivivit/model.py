@@ -50,7 +50,8 @@ import numpy as np
 
 from . import layers
 from .config import ViViTConfig
-from .inputs import attention_layer_set, attention_request, check_head_mask, check_pixel_values
+from .inputs import (attention_layer_set, attention_request, attention_storage_dtype, cast_pixel_values,
+                     check_forward_memory, check_head_mask, check_outputs, check_pixel_values)
 from .kernels import get_backend
 from .position import resize_grid
 from .tokens import clip_thw, tubelet_grid
@@ -194,10 +195,14 @@ def vivit_forward(
     """Run ViViT on pixel_values [B, T, C, H, W]. See Model.__call__ for the arguments."""
     ops = get_backend(backend)
     dtype = params["embed"]["pos"].dtype
-    x = check_pixel_values(pixel_values, config, interpolate_pos_encoding, dtype)
-    head_mask = check_head_mask(head_mask, config, dtype)  # [L, nh] or None
     request = attention_request(output_attentions)  # None | "full" | "cls"
     keep = attention_layer_set(attention_layers, config.num_hidden_layers)
+    attention_dtype = attention_storage_dtype(attention_dtype)  # None or a float dtype
+    head_mask = check_head_mask(head_mask, config, dtype)  # [L, nh] or None
+    x = check_pixel_values(pixel_values, config, interpolate_pos_encoding)
+    check_forward_memory(x.shape, config, dtype.itemsize, backend, request, len(keep) if request else 0,
+                         attention_dtype.itemsize if attention_dtype else None, output_hidden_states)
+    x = cast_pixel_values(x, dtype)  # [B, T, C, H, W]
     tap = tap or NO_TAP
 
     e = params["embed"]
@@ -259,15 +264,19 @@ class Model:
         output_attentions: False; True / "full" for [B, nh, N, N] maps; "cls" for the CLS rows [B, nh, N].
         attention_layers: which layers to keep maps for (others are None); None keeps all.
         attention_dtype: e.g. np.float16 to halve the memory of stored maps.
+        Raises NonFiniteOutputError if the outputs hold NaN / inf (something overflowed inside), and
+        minivivit.memory.MemoryBudgetError if the pass would need more memory than the limit (see docs/guarantees.md).
         head_mask: [nh] or [L, nh]; multiplies each head's attention probabilities (0 switches a head off).
         interpolate_pos_encoding: resize the (t, h, w) position grid to a clip of another size.
         """
-        return vivit_forward(
+        output = vivit_forward(
             self.params, self.config, pixel_values, backend=backend, output_attentions=output_attentions,
             attention_layers=attention_layers, attention_dtype=attention_dtype,
             output_hidden_states=output_hidden_states, head_mask=head_mask,
             interpolate_pos_encoding=interpolate_pos_encoding,
         )
+        check_outputs(output)  # NaN / inf from finite inputs: say so rather than return it (debug.trace shows where)
+        return output
 
     @property
     def dtype(self):

@@ -1,0 +1,478 @@
+"""Bad and hostile weights: pickles that run code, broken and lying zip archives, unsupported dtypes,
+non-finite values, shard indexes that loop or disagree, minivivit files with the wrong contents."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+
+from files import (copy_fixture, hf_config, hf_dir, hf_state, minivivit_file, safetensors_raw, to_bfloat16_bytes,
+                   torch_members, write_zip, zip_member)
+from harness import Case, cli, equals
+from pickles import Pickle, hostile_pickles, state_dict_pickle, torch_zip_with_pickle, write_torch_zip
+
+REFUSED = r"refus|not allowed|nothing was executed|not a PyTorch|damaged"
+
+
+def _load_dir(ctx, d):
+    import minivivit
+
+    return minivivit.load(d)
+
+
+def hostile_cases() -> list[Case]:
+    out = []
+    names = sorted(hostile_pickles("/x"))
+    for name in names:
+        def in_zip(ctx, name=name):
+            d = ctx.path("hf")
+            d.mkdir()
+            (d / "config.json").write_text(json.dumps(hf_config()))
+            torch_zip_with_pickle(d / "pytorch_model.bin", hostile_pickles(str(ctx.marker))[name])
+            return _load_dir(ctx, d)
+
+        out.append(Case(f"weights/hostile-pickle/{name}", in_zip, match=REFUSED))
+
+        def bare(ctx, name=name):  # the pickle as the whole file (no zip): the legacy torch format
+            d = ctx.path("hf")
+            d.mkdir()
+            (d / "config.json").write_text(json.dumps(hf_config()))
+            (d / "pytorch_model.bin").write_bytes(hostile_pickles(str(ctx.marker))[name])
+            return _load_dir(ctx, d)
+
+        out.append(Case(f"weights/hostile-bare-pickle/{name}", bare, match=r"pytorch_model\.bin"))
+
+    for name in ("reduce-os.system", "stack_global-exec", "inst-os.system", "concatenated"):
+        def via_cli(ctx, name=name):
+            d = ctx.path("hf")
+            d.mkdir()
+            (d / "config.json").write_text(json.dumps(hf_config()))
+            torch_zip_with_pickle(d / "pytorch_model.bin", hostile_pickles(str(ctx.marker))[name])
+            return cli(ctx, "convert", d, ctx.no_output(ctx.path("out.safetensors")))
+
+        out.append(Case(f"weights/hostile-cli-convert/{name}", via_cli, match=REFUSED))
+
+    def hostile_inside_valid(ctx):  # a valid state dict followed (in the pickle) by a hostile value
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        state = hf_state()
+        members = torch_members(state)
+        pkl = members[0]["comp"]
+        evil = Pickle(2).call("os", "system", f"touch {ctx.marker}").bytes()[2:]  # without PROTO
+        members[0] = zip_member("archive/data.pkl", pkl[:-2] + b"X\x04\x00\x00\x00evil" + evil + b"u.")
+        write_zip(d / "pytorch_model.bin", members)
+        return _load_dir(ctx, d)
+
+    out.append(Case("weights/hostile-pickle/after-valid-tensors", hostile_inside_valid, match=REFUSED))
+    return out
+
+
+def zip_cases() -> list[Case]:
+    def bin_dir(ctx, members):
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        write_zip(d / "pytorch_model.bin", members)
+        return d
+
+    def altered(change):
+        def run(ctx):
+            members = torch_members(hf_state())
+            change(members)
+            return _load_dir(ctx, bin_dir(ctx, members))
+
+        return run
+
+    def encrypt(members):
+        members[0]["flags"] |= 0x1
+
+    def encrypt_data(members):
+        members[2]["flags"] |= 0x1
+
+    def method_99(members):
+        members[2]["method"] = 99
+
+    def method_bzip2(members):
+        members[2]["method"] = 12
+
+    def drop_pkl(members):
+        del members[0]
+
+    def two_pkl(members):
+        members.append(zip_member("other/data.pkl", members[0]["comp"]))
+
+    def byteorder_middle(members):
+        members[1] = zip_member("archive/byteorder", b"middle")
+
+    def drop_data(members):
+        del members[2]
+
+    def bad_crc(members):
+        members[2]["crc"] ^= 0xFFFF
+
+    def short_data(members):
+        members[2] = zip_member(members[2]["name"].decode(), members[2]["comp"][:5])
+
+    out = [Case(f"weights/zip/{name}", altered(fn), match=m) for name, fn, m in [
+        ("encrypted-data.pkl", encrypt, r"pytorch_model\.bin.*(encrypt|password)"),
+        ("encrypted-storage", encrypt_data, r"pytorch_model\.bin.*(encrypt|password)"),
+        ("compression-method-99", method_99, r"pytorch_model\.bin.*compress"),
+        ("compression-bzip2", method_bzip2, r"pytorch_model\.bin"),
+        ("no-data.pkl", drop_pkl, r"pytorch_model\.bin"),
+        ("two-data.pkl", two_pkl, r"pytorch_model\.bin"),
+        ("byteorder-middle", byteorder_middle, r"pytorch_model\.bin|byteorder"),
+        ("missing-storage", drop_data, r"pytorch_model\.bin"),
+        ("bad-crc", bad_crc, r"pytorch_model\.bin"),
+        ("storage-shorter-than-tensor", short_data, r"pytorch_model\.bin"),
+    ]]
+
+    def truncated(ctx):
+        d = hf_dir(ctx.path("hf"), fmt="bin")
+        p = d / "pytorch_model.bin"
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+        return _load_dir(ctx, d)
+
+    out.append(Case("weights/zip/truncated-half", truncated, match=r"pytorch_model\.bin"))
+
+    def pickle_views(entries, name):
+        def run(ctx):
+            members = torch_members({}, pickle_bytes=state_dict_pickle(entries))
+            members.append(zip_member("archive/data/0", np.zeros(16, np.float32).tobytes()))
+            return _load_dir(ctx, bin_dir(ctx, members))
+
+        return Case(f"weights/tensor-view/{name}", run, match=r"pytorch_model\.bin")
+
+    key = "vivit.embeddings.cls_token"
+    out += [
+        pickle_views([(key, "FloatStorage", "0", 16, 0, (1, 1, 32), (32, 32, 1))], "view-past-storage-end"),
+        pickle_views([(key, "FloatStorage", "0", 16, 20, (1, 1, 16), (16, 16, 1))], "offset-past-end"),
+        pickle_views([(key, "FloatStorage", "0", 16, -4, (1, 1, 16), (16, 16, 1))], "negative-offset"),
+        pickle_views([(key, "FloatStorage", "0", 16, 0, (1, 1, 16), (16, 16, -1))], "negative-stride"),
+        pickle_views([(key, "FloatStorage", "0", 16, 0, (1, 1, 16), (16, 16))], "size-stride-lengths-differ"),
+        pickle_views([(key, "ComplexFloatStorage", "0", 8, 0, (1, 1, 8), (8, 8, 1))], "complex-storage"),
+        pickle_views([(key, "QInt8Storage", "0", 64, 0, (1, 1, 64), (64, 64, 1))], "quantized-storage"),
+    ]
+
+    def float8(ctx):  # what torch.save writes for a float8_e4m3fn tensor (torch 2.x): _rebuild_tensor_v3
+        p = Pickle(2).call("collections", "OrderedDict").op(b"(").str_("vivit.embeddings.cls_token")
+        p.global_("torch._utils", "_rebuild_tensor_v3").op(b"(")
+        p.tuple_("storage", lambda q: q.global_("torch.storage", "UntypedStorage"), "0", "cpu", 16).op(b"Q")
+        p.int_(0).tuple_(1, 1, 16).tuple_(16, 16, 1).op(b"\x89").call("collections", "OrderedDict")
+        p.global_("torch", "float8_e4m3fn").op(b"t").op(b"R").op(b"u").stop()
+        members = torch_members({}, pickle_bytes=p.bytes()) + [zip_member("archive/data/0", bytes(16))]
+        return _load_dir(ctx, bin_dir(ctx, members))
+
+    out.append(Case("weights/dtype/float8-torch-save", float8, match=r"float8(?!.*run code)"))
+
+    def bf16_bin(ctx):
+        state = {k: v for k, v in hf_state().items()}
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        members = torch_members({}, pickle_bytes=state_dict_pickle(
+            [(k, "BFloat16Storage", str(i), v.size, 0, v.shape, _strides(v.shape)) for i, (k, v) in enumerate(state.items())]))
+        members += [zip_member(f"archive/data/{i}", to_bfloat16_bytes(v)) for i, v in enumerate(state.values())]
+        write_zip(d / "pytorch_model.bin", members)
+        model = _load_dir(ctx, d)
+        return float(np.abs(model.params["embed"]["cls"]).max() > 0), model.dtype.name
+
+    out.append(Case("weights/dtype/bfloat16-torch-save-loads", bf16_bin, expect="ok", check=equals((1.0, "float32"))))
+    return out
+
+
+def _strides(shape):
+    from pickles import contiguous_strides
+
+    return contiguous_strides(shape)
+
+
+def dtype_cases() -> list[Case]:
+    def hf_with(change, fmt="safetensors"):
+        def run(ctx):
+            state = hf_state()
+            change(state)
+            return _load_dir(ctx, hf_dir(ctx.path("hf"), state=state, fmt=fmt))
+
+        return run
+
+    def nan(state):
+        state["vivit.encoder.layer.1.intermediate.dense.weight"][3, 2] = np.nan
+
+    def inf(state):
+        state["classifier.bias"][0] = np.inf
+
+    def as_int(state):
+        state["vivit.layernorm.weight"] = np.ones(16, np.int64)
+
+    def as_bool(state):
+        state["vivit.layernorm.bias"] = np.zeros(16, bool)
+
+    def as_f16(state):
+        for k in state:
+            state[k] = state[k].astype(np.float16)
+
+    out = [
+        Case("weights/values/nan-in-hf-safetensors", hf_with(nan), match=r"layer\.1\.intermediate\.dense\.weight.*NaN"),
+        Case("weights/values/inf-in-hf-safetensors", hf_with(inf), match=r"classifier\.bias.*inf"),
+        Case("weights/values/nan-in-hf-bin", hf_with(nan, "bin"), match=r"intermediate\.dense\.weight.*NaN"),
+        Case("weights/dtype/int64-tensor", hf_with(as_int), match=r"layernorm\.weight.*int64"),
+        Case("weights/dtype/bool-tensor", hf_with(as_bool), match=r"layernorm\.bias.*bool"),
+        Case("weights/dtype/float16-loads", lambda c: hf_with(as_f16)(c).dtype.name, expect="ok",
+             check=equals("float32")),
+    ]
+
+    def bf16_safetensors(ctx):
+        state = hf_state()
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        safetensors_raw(d / "model.safetensors", {k: ("BF16", v.shape, to_bfloat16_bytes(v)) for k, v in state.items()},
+                        metadata={"format": "pt"})
+        model = _load_dir(ctx, d)
+        ref = state["vivit.embeddings.cls_token"].reshape(-1)
+        close = bool(np.allclose(model.params["embed"]["cls"], ref, rtol=1e-2, atol=1e-2))
+        return close, model.dtype.name
+
+    def said_bf16(result, ctx):
+        assert result == (True, "float32"), result
+        assert ctx.warned("bfloat16"), "no warning says the bfloat16 tensors were upcast"
+
+    out.append(Case("weights/dtype/bfloat16-safetensors-loads", bf16_safetensors, expect="ok", check=said_bf16))
+
+    def f8_safetensors(ctx):
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        safetensors_raw(d / "model.safetensors", {k: ("F8_E4M3", v.shape, bytes(v.size)) for k, v in hf_state().items()})
+        return _load_dir(ctx, d)
+
+    out.append(Case("weights/dtype/float8-safetensors", f8_safetensors, match=r"F8_E4M3|float8"))
+
+    def nan_minivivit(ctx):
+        import minivivit
+        from safetensors import safe_open
+        from safetensors.numpy import load_file, save_file
+
+        path = minivivit_file(ctx.path("m.safetensors"))
+        with safe_open(str(path), "np") as f:
+            meta = dict(f.metadata())
+        flat = load_file(str(path))
+        flat["blocks.1.attn.v.w"][0, 0] = np.nan
+        save_file(flat, str(path), metadata=meta)
+        return minivivit.load(path)
+
+    out.append(Case("weights/values/nan-in-minivivit-file", nan_minivivit, match=r"blocks\.1\.attn\.v\.w.*NaN"))
+
+    def nan_cli_classify(ctx):
+        from files import gif
+        from safetensors import safe_open
+        from safetensors.numpy import load_file, save_file
+
+        path = minivivit_file(ctx.path("m.safetensors"))
+        with safe_open(str(path), "np") as f:
+            meta = dict(f.metadata())
+        flat = load_file(str(path))
+        flat["head.w"][:] = np.nan
+        save_file(flat, str(path), metadata=meta)
+        return cli(ctx, "classify", gif(ctx.path("clip.gif")), "--weights", path, "--no-progress")
+
+    out.append(Case("weights/values/nan-head-cli-classify", nan_cli_classify, match=r"head\.w.*NaN"))
+
+    def nan_allowed(ctx):
+        import os
+
+        os.environ["MINIVIVIT_ALLOW_NONFINITE_WEIGHTS"] = "1"
+        try:
+            state = hf_state()
+            nan(state)
+            model = _load_dir(ctx, hf_dir(ctx.path("hf"), state=state))
+            return bool(np.isnan(model.params["blocks"][1]["mlp"]["fc1"]["w"]).any())
+        finally:
+            del os.environ["MINIVIVIT_ALLOW_NONFINITE_WEIGHTS"]
+
+    def warned_nan(result, ctx):
+        assert result is True, result
+        assert ctx.warned("NaN"), "loading non-finite weights with the override must still warn"
+
+    out.append(Case("weights/values/nan-allowed-by-override-warns", nan_allowed, expect="ok", check=warned_nan))
+    return out
+
+
+def shard_cases() -> list[Case]:
+    from safetensors.numpy import save_file
+
+    def sharded(ctx, index, shards: dict[str, dict]):
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        for name, tensors in shards.items():
+            save_file(tensors, str(d / name))
+        (d / "model.safetensors.index.json").write_text(index if isinstance(index, str) else json.dumps(index))
+        return d
+
+    def split_state():
+        state = hf_state()
+        keys = sorted(state)
+        half = len(keys) // 2
+        return state, {k: state[k] for k in keys[:half]}, {k: state[k] for k in keys[half:]}
+
+    def honest(ctx):
+        state, a, b = split_state()
+        wm = {**{k: "a.safetensors" for k in a}, **{k: "b.safetensors" for k in b}}
+        return _load_dir(ctx, sharded(ctx, {"weight_map": wm}, {"a.safetensors": a, "b.safetensors": b})).config.hidden_size
+
+    def self_index(ctx):
+        state, a, b = split_state()
+        wm = {k: "model.safetensors.index.json" for k in state}
+        return _load_dir(ctx, sharded(ctx, {"weight_map": wm}, {}))
+
+    def outside(ctx):
+        state, a, b = split_state()
+        save_file(b, str(ctx.path("secret.safetensors")))
+        wm = {**{k: "a.safetensors" for k in a}, **{k: "../secret.safetensors" for k in b}}
+        return _load_dir(ctx, sharded(ctx, {"weight_map": wm}, {"a.safetensors": a}))
+
+    def dup_same(ctx):  # a tensor in both shards, same values; the index says b
+        state, a, b = split_state()
+        k = sorted(b)[0]
+        a2 = {**a, k: b[k]}
+        wm = {**{x: "a.safetensors" for x in a}, **{x: "b.safetensors" for x in b}}
+        return _load_dir(ctx, sharded(ctx, {"weight_map": wm}, {"a.safetensors": a2, "b.safetensors": b})).config.hidden_size
+
+    def dup_conflict(ctx):  # a tensor in both shards with different values
+        state, a, b = split_state()
+        k = sorted(b)[0]
+        a2 = {**a, k: b[k] + 1}
+        wm = {**{x: "a.safetensors" for x in a}, **{x: "b.safetensors" for x in b}}
+        return _load_dir(ctx, sharded(ctx, {"weight_map": wm}, {"a.safetensors": a2, "b.safetensors": b}))
+
+    def index_says_other_shard(ctx):
+        state, a, b = split_state()
+        k = sorted(b)[0]
+        wm = {**{x: "a.safetensors" for x in a}, **{x: "b.safetensors" for x in b}, k: "a.safetensors"}
+        return _load_dir(ctx, sharded(ctx, {"weight_map": wm}, {"a.safetensors": a, "b.safetensors": b}))
+
+    def missing_shard(ctx):
+        state, a, b = split_state()
+        wm = {**{k: "a.safetensors" for k in a}, **{k: "b.safetensors" for k in b}}
+        return _load_dir(ctx, sharded(ctx, {"weight_map": wm}, {"a.safetensors": a}))
+
+    def weight_map_list(ctx):
+        return _load_dir(ctx, sharded(ctx, {"weight_map": ["a.safetensors"]}, {}))
+
+    def no_weight_map(ctx):
+        return _load_dir(ctx, sharded(ctx, {"metadata": {}}, {}))
+
+    def broken_index(ctx):
+        return _load_dir(ctx, sharded(ctx, '{"weight_map": {', {}))
+
+    def bin_index_pointing_to_index(ctx):
+        state, a, b = split_state()
+        d = sharded(ctx, {"weight_map": {k: "model.safetensors.index.json" for k in state}}, {})
+        (d / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": {k: "model.safetensors.index.json"
+                                                                                   for k in state}}))
+        return _load_dir(ctx, d)
+
+    return [
+        Case("weights/shards/honest-two-shards", honest, expect="ok", check=equals(16)),
+        Case("weights/shards/index-names-itself", self_index, match=r"index\.json"),
+        Case("weights/shards/index-points-to-another-index", bin_index_pointing_to_index, match=r"index\.json"),
+        Case("weights/shards/shard-outside-the-folder", outside, match=r"secret\.safetensors|\.\./"),
+        Case("weights/shards/same-tensor-in-two-shards-index-decides", dup_same, expect="ok", check=equals(16)),
+        Case("weights/shards/same-tensor-two-shards-different-values", dup_conflict, match=r"a\.safetensors.*b\.safetensors|b\.safetensors.*a\.safetensors"),
+        Case("weights/shards/index-names-the-wrong-shard", index_says_other_shard, match=r"a\.safetensors"),
+        Case("weights/shards/missing-shard-file", missing_shard, match=r"b\.safetensors"),
+        Case("weights/shards/weight_map-is-a-list", weight_map_list, match=r"weight_map"),
+        Case("weights/shards/no-weight_map", no_weight_map, match=r"weight_map"),
+        Case("weights/shards/broken-index-json", broken_index, match=r"index\.json"),
+    ]
+
+
+def file_cases() -> list[Case]:
+    def st(name, data: bytes, match):
+        def run(ctx):
+            d = ctx.path("hf")
+            d.mkdir()
+            (d / "config.json").write_text(json.dumps(hf_config()))
+            (d / "model.safetensors").write_bytes(data if not callable(data) else data())
+            return _load_dir(ctx, d)
+
+        return Case(f"weights/safetensors/{name}", run, match=match)
+
+    def fixture_bytes():
+        from files import HF_FIXTURE
+
+        return (HF_FIXTURE / "model.safetensors").read_bytes()
+
+    out = [
+        st("random-bytes", bytes(range(256)) * 8, r"model\.safetensors"),
+        st("empty", b"", r"model\.safetensors"),
+        st("header-length-huge", b"\xff" * 8 + b"{}", r"model\.safetensors"),
+        st("truncated", lambda: fixture_bytes()[:5000], r"model\.safetensors"),
+        st("header-not-json", b"\x10\x00\x00\x00\x00\x00\x00\x00" + b"not json at all!", r"model\.safetensors"),
+    ]
+
+    def mv(change, match, name):
+        def run(ctx):
+            import minivivit
+            from safetensors import safe_open
+            from safetensors.numpy import load_file, save_file
+
+            path = minivivit_file(ctx.path("m.safetensors"))
+            with safe_open(str(path), "np") as f:
+                meta = dict(f.metadata())
+            flat = load_file(str(path))
+            change(flat, meta)
+            save_file(flat, str(path), metadata=meta)
+            return minivivit.load(path)
+
+        return Case(f"weights/minivivit-file/{name}", run, match=match)
+
+    out += [
+        mv(lambda f, m: f.pop("blocks.0.ln1.g"), r"blocks\.0\.ln1\.g", "missing-key"),
+        mv(lambda f, m: f.update({"blocks.9.extra": np.zeros(3, np.float32)}), r"blocks\.9\.extra", "unknown-key"),
+        mv(lambda f, m: f.update({"embed.cls": np.zeros(7, np.float32)}), r"embed\.cls.*\(7,\)", "wrong-shape"),
+        mv(lambda f, m: f.update({"head.w": f["head.w"].astype(np.int32)}), r"head\.w.*int32", "int-tensor"),
+    ]
+
+    def bin_named_safetensors(ctx):
+        import minivivit
+
+        d = hf_dir(ctx.path("hf"), fmt="bin")
+        target = d / "model.safetensors"
+        (d / "pytorch_model.bin").rename(target)
+        return minivivit.load(target)
+
+    out.append(Case("weights/bin-renamed-to-safetensors", bin_named_safetensors, match=r"model\.safetensors"))
+
+    def unknown_suffix(ctx):
+        import minivivit
+
+        d = copy_fixture(ctx.path("hf"))
+        return minivivit.load(d / "config.json")
+
+    out.append(Case("weights/config-json-as-weights", unknown_suffix, match=r"config\.json"))
+
+    def not_zip_bin(ctx):
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        (d / "pytorch_model.bin").write_bytes(b"\x80\x02" + b"garbage" * 10)
+        return _load_dir(ctx, d)
+
+    out.append(Case("weights/legacy-non-zip-bin", not_zip_bin, match=r"pytorch_model\.bin"))
+
+    def wrong_labels(ctx):
+        cfg = {**hf_config(), "id2label": {str(i): str(i) for i in range(7)}}
+        cfg.pop("label2id")
+        return _load_dir(ctx, hf_dir(ctx.path("hf"), config=cfg))
+
+    out.append(Case("weights/config-labels-do-not-fit-classifier", wrong_labels, match=r"classifier"))
+    return out
+
+
+def cases() -> list[Case]:
+    return hostile_cases() + zip_cases() + dtype_cases() + shard_cases() + file_cases()
