@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -14,17 +15,77 @@ JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a numb
 MAX_JSON_BYTES = 256 * 2**20  # a config or index file is kilobytes; refuse to parse anything above 256 MiB
 
 
+def check_output(path, overwrite: bool = False) -> Path:
+    """Everything that would make writing `path` fail or harm a user file, checked before any work is done.
+
+    Refuses: a directory (even with overwrite), an existing file unless overwrite, a path under a file, a folder we
+    cannot write into. Folders that do not exist yet are fine (atomic_output creates them)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; the output must be a file path (e.g. {path / 'out'}), "
+                                f"and --force (overwrite=True) never replaces a directory")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --force (overwrite=True) to replace it")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the folder that exists, where the missing ones will be created
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path}: no permission to create files in {parent} (a read-only "
+                              f"folder?); choose another output path")
+    return path
+
+
+def partial_pattern(path: Path) -> re.Pattern:
+    """The names of atomic_output's temporary files for `path`: NAME.<pid>.<8 random>.partial, and the hidden
+    .NAME.<8 random>.partial that minivivit 0.1 used (no pid)."""
+    name = re.escape(path.name)
+    return re.compile(rf"^(?:{name}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}|\.{name}\.[a-z0-9_]{{8}})\.partial$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale_partials(path) -> list[Path]:
+    """Delete the temporary files that an interrupted write to `path` left (their writer process is gone); files
+    of a live writer, and anything not named like ours, are left alone. Returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern, removed = partial_pattern(path), []
+    for p in path.parent.iterdir():
+        m = pattern.match(p.name)
+        if m and p.is_file() and not (m.group("pid") and _alive(int(m.group("pid")))):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path, overwrite: bool = False):
     """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
 
-    Refuses (FileExistsError) when `path` exists and overwrite is False, before any work is done.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --force (overwrite=True) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    Refuses (check_output) before any work is done: an existing file unless overwrite, a directory, a folder that
+    cannot be written. The temporary file is visible, NAME.<pid>.<random>.partial; if the process is killed it stays
+    behind, and the next write to the same path removes it (clean_stale_partials)."""
+    path = check_output(path, overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_partials(path)
+        fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent)
+    except PermissionError as e:
+        raise PermissionError(f"cannot write {path}: {e.strerror} ({e.filename}); choose another output path") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -59,16 +120,54 @@ def safetensors_metadata(path) -> dict:
         return dict(f.metadata() or {})
 
 
+SAFETENSORS_FLOATS = ("F16", "BF16", "F32", "F64")  # what minivivit reads as weights (BF16 upcast to float32)
+
+
 def read_safetensors(path, progress: bool = False) -> tuple[dict, dict]:
     """(tensors {name: array}, metadata) of a safetensors file; a progress bar when asked for and the file
-    is big enough to wait for (> 50 MB)."""
+    is big enough to wait for (> 50 MB).
+
+    bfloat16 tensors (what save_pretrained writes for bf16 models; NumPy has no bfloat16) are upcast to float32,
+    exactly, with a warning that says so; float8 and other dtypes NumPy cannot hold are refused by name."""
     with open_safetensors(path) as f:
         keys = list(f.keys())
+        dtypes = {k: f.get_slice(k).get_dtype() for k in keys}
+        odd = {k: d for k, d in dtypes.items() if d != "BF16" and d not in _NUMPY_SAFETENSORS}
+        if odd:
+            k, d = next(iter(odd.items()))
+            raise ValueError(f"{path}: tensor {k!r} has dtype {d}" + (" (float8)" if d.startswith("F8") else "")
+                             + f", which minivivit does not read ({len(odd)} such tensor(s)); it reads "
+                             f"{', '.join(SAFETENSORS_FLOATS)}. Save the checkpoint in float32 first (with torch: "
+                             f"model.float().save_pretrained(dir)).")
         if progress and Path(path).stat().st_size > 50e6:
             from tqdm.auto import tqdm
 
             keys = tqdm(keys, desc=f"reading {Path(path).name}", unit="tensor")
-        return {k: f.get_tensor(k) for k in keys}, dict(f.metadata() or {})
+        tensors = {k: (_read_bfloat16(path, k) if dtypes[k] == "BF16" else f.get_tensor(k)) for k in keys}
+        metadata = dict(f.metadata() or {})
+    bf16 = [k for k, d in dtypes.items() if d == "BF16"]
+    if bf16:
+        import warnings
+
+        warnings.warn(f"{path}: {len(bf16)} bfloat16 tensor(s) upcast to float32 (exact: every bfloat16 value is a "
+                      f"float32 value)", stacklevel=2)
+    return tensors, metadata
+
+
+_NUMPY_SAFETENSORS = ("BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64")
+
+
+def _read_bfloat16(path, name: str):
+    """One BF16 tensor of a safetensors file -> float32 (the 16 bits are the top half of a float32)."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        entry = json.loads(f.read(n))[name]  # the header safe_open has already validated
+        begin, end = entry["data_offsets"]
+        f.seek(8 + n + begin)
+        raw = np.frombuffer(f.read(end - begin), dtype="<u2")
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,11 +19,22 @@ class RawTraceback(Exception):
     """A child process printed a Python traceback."""
 
 
-def cli_child(ctx, *argv, user: int | None = None, env=None):
-    """Run `python -m minivivit ARGV` in a child process (as another user if asked); like harness.cli."""
+def _drop_root_file_powers():
+    """In a child of root: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (prctl PR_CAPBSET_DROP) so that, after exec,
+    file permissions apply to it as to any user (a read-only folder is read-only)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def cli_child(ctx, *argv, as_user: bool = False, env=None):
+    """Run `python -m minivivit ARGV` in a child process (without root's file powers if asked); like harness.cli."""
     kwargs = {}
-    if user is not None:
-        kwargs["preexec_fn"] = lambda: (os.setgid(user), os.setuid(user))
+    if as_user and os.getuid() == 0:
+        kwargs["preexec_fn"] = _drop_root_file_powers
     proc = subprocess.run([sys.executable, "-m", "minivivit", *map(str, argv)], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120, **kwargs)
     if "Traceback (most recent call last)" in proc.stderr:
@@ -203,11 +214,11 @@ def out_cases() -> list[Case]:
         src = copy_fixture(ctx.path("hf"))
         ro = ctx.path("ro")
         ro.mkdir()
-        for d in (ctx.dir.parent, ctx.dir):
-            os.chmod(d, 0o755)
         os.chmod(ro, 0o555)
-        user = 65534 if os.getuid() == 0 else None
-        return cli_child(ctx, "convert", src, ro / "out.safetensors", user=user)
+        try:
+            return cli_child(ctx, "convert", src, ro / "out.safetensors", as_user=True)
+        finally:
+            os.chmod(ro, 0o755)
 
     out.append(Case("paths/convert-into-a-read-only-folder", readonly, match=r"ro.*(permission|read-only|writ)",
                     types=(), timeout=60))
