@@ -206,3 +206,41 @@ def read_json_file(path, what: str = "JSON", expect: type | None = dict):
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); expected {what}") from None
     return parse_json(text, path, what, expect)
+
+
+# ---------------------------------------------------------------------------------------------
+# .npy: the header is checked against the file and the memory limit before the array is read
+# ---------------------------------------------------------------------------------------------
+
+
+def read_npy(path):
+    """np.load for an .npy file, without pickles, refusing a header that claims more data than the file holds or
+    more memory than the limit (minivivit.memory) before anything is allocated."""
+    import numpy as np
+
+    from .memory import guard
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f, max_header_size=10000)
+            data_start = f.tell()
+    except (ValueError, OSError, SyntaxError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable .npy file ({e})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{path} holds Python objects (a pickle, dtype {dtype}); minivivit reads only plain arrays")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    held = path.stat().st_size - data_start
+    if nbytes > held:
+        raise ValueError(f"{path}: its header claims an array of shape {shape} ({dtype}, {nbytes} bytes) but the "
+                         f"file holds {held} bytes of data; it is truncated or its header lies")
+    guard(nbytes, f"reading {path} (shape {shape}, {dtype})", ["a shorter clip: save fewer frames"])
+    return np.load(path, allow_pickle=False)

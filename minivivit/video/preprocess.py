@@ -20,12 +20,15 @@ so that parity with HF holds; `preset="scenic"` (= do_normalize=False) gives [-1
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .. import checks
+from ..fileio import parse_json, read_json_file
+from ..memory import guard
 
 HF_DEFAULTS = {
     "do_resize": True,
@@ -139,52 +142,84 @@ def rescale_normalize(frames: np.ndarray, do_rescale=True, rescale_factor=1 / 12
 # ---------------------------------------------------------------------------------------------
 
 
+MAX_SIDE = 16384  # pixels: the largest resize / crop side accepted (the memory guard judges the whole clip)
+
+
 def _size_dict(value, name: str) -> dict:
-    """HF's get_size_dict for this processor: int -> shortest_edge (size) or square (crop_size)."""
+    """HF's get_size_dict for this processor: int -> shortest_edge (size) or square (crop_size); every side an int
+    in 1..MAX_SIDE (not a bool, float or string)."""
+    side = checks.integer(1, MAX_SIDE)
     if isinstance(value, dict):
         keys = set(value)
         if keys not in ({"shortest_edge"}, {"height", "width"}) or (keys == {"shortest_edge"} and name == "crop_size"):
             allowed = "{'height', 'width'}" + (" or {'shortest_edge'}" if name == "size" else "")
             raise ValueError(f"{name} must have the keys {allowed}; got {value}")
-        return {k: int(v) for k, v in value.items()}
-    if isinstance(value, (int, np.integer)):
-        return {"shortest_edge": int(value)} if name == "size" else {"height": int(value), "width": int(value)}
+        return {k: side(f"{name}[{k!r}]", v) for k, v in value.items()}
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        v = side(name, value)
+        return {"shortest_edge": v} if name == "size" else {"height": v, "width": v}
     if isinstance(value, (tuple, list)) and len(value) == 2:
-        return {"height": int(value[0]), "width": int(value[1])}
-    raise ValueError(f"{name} must be an int, (height, width) or a dict like {HF_DEFAULTS[name]}; got {value!r}")
+        return {"height": side(f"{name}[0]", value[0]), "width": side(f"{name}[1]", value[1])}
+    raise ValueError(f"{name} must be an int, (height, width) or a dict like {HF_DEFAULTS[name]}; got {value!r} "
+                     f"({type(value).__name__})")
 
 
-def _resample(value) -> int:
+def _resample(name, value) -> int:
     if isinstance(value, str):
         if value.lower() not in RESAMPLE:
             raise ValueError(f"resample={value!r}; choose one of {sorted(RESAMPLE)} (or PIL's int codes 0-5)")
         return RESAMPLE[value.lower()]
-    if int(value) not in RESAMPLE.values():
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value not in RESAMPLE.values():
         raise ValueError(f"resample={value!r} is not a Pillow filter; choose one of {RESAMPLE}")
     return int(value)
 
 
+# One rule per VivitImageProcessor option (minivivit/checks.py): types, ranges, NaN; "false" is not a boolean.
+OPTION_RULES = {
+    "do_resize": checks.boolean(),
+    "size": lambda name, v: _size_dict(v, name),
+    "resample": _resample,
+    "do_center_crop": checks.boolean(),
+    "crop_size": lambda name, v: _size_dict(v, name),
+    "do_rescale": checks.boolean(),
+    "rescale_factor": checks.number(0, math.inf, lo_open=True, hi_open=True),
+    "offset": checks.boolean(),
+    "do_normalize": checks.boolean(),
+    "image_mean": checks.finite_numbers(3, -math.inf, math.inf),
+    "image_std": checks.finite_numbers(3, 0, math.inf, lo_open=True),
+}
+
+
 def load_processor_config(path) -> dict:
-    """Read an HF preprocessor_config.json (a file, or a model directory holding one)."""
+    """Read an HF preprocessor_config.json (a file, or a model directory holding one): a JSON object."""
     path = Path(path)
     if path.is_dir():
         path = path / "preprocessor_config.json"
     if not path.exists():
         raise FileNotFoundError(f"no preprocessor config at {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON ({e})") from e
+    return read_json_file(path, "an HF preprocessor_config.json (an object of VivitImageProcessor options)")
+
+
+def _config_dict(processor_config):
+    """processor_config as (dict or None, where it came from): a dict as it is, a path read from its file."""
+    if processor_config is None or isinstance(processor_config, dict):
+        return processor_config, "processor_config"
+    if isinstance(processor_config, (str, Path)) or hasattr(processor_config, "__fspath__"):
+        return load_processor_config(processor_config), str(processor_config)
+    raise TypeError(f"processor_config must be a dict of VivitImageProcessor options or the path of a "
+                    f"preprocessor_config.json; got a {type(processor_config).__name__}")
 
 
 def processor_config_for_weights(path) -> dict | None:
     """The preprocessing that belongs with a weights path, if any: an HF directory's preprocessor_config.json,
-    the one beside an HF weights file, or a "preprocessor_config" entry in a minivivit file's metadata."""
+    the one beside an HF weights file, or a "preprocessor_config" entry in a minivivit file's metadata.
+    It is validated here (processor_options), so that a bad one is reported with the file it came from."""
     path = Path(path)
+    config, source = None, None
     if path.is_dir():
-        return load_processor_config(path) if (path / "preprocessor_config.json").exists() else None
-    if path.suffix == ".safetensors":
+        if (path / "preprocessor_config.json").exists():
+            config, source = load_processor_config(path), path / "preprocessor_config.json"
+    elif path.suffix == ".safetensors" and path.is_file():
         from ..fileio import safetensors_metadata
 
         try:
@@ -192,36 +227,61 @@ def processor_config_for_weights(path) -> dict | None:
         except (ValueError, FileNotFoundError):
             meta = {}  # not readable: loading the weights will say why
         if "preprocessor_config" in meta:
-            return json.loads(meta["preprocessor_config"])
-        if "minivivit_config" in meta:
+            source = f"{path} (its preprocessor_config metadata)"
+            config = parse_json(meta["preprocessor_config"], source, "an HF preprocessor config")
+        elif "minivivit_config" in meta:
             return None  # a minivivit file without preprocessing: the model's defaults apply
-    beside = path.parent / "preprocessor_config.json"
-    return load_processor_config(beside) if beside.exists() else None
+    if config is None and source is None:
+        beside = path.parent / "preprocessor_config.json"
+        if not beside.exists():
+            return None
+        config, source = load_processor_config(beside), beside
+    try:
+        processor_options(config)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{source}: {e}") from None
+    return config
 
 
 def processor_options(processor_config=None, preset: str | None = None, **kwargs) -> dict:
-    """The 11 VivitImageProcessor options, resolved: HF defaults < processor_config < preset < kwargs.
+    """The 11 VivitImageProcessor options, resolved and validated: HF defaults < processor_config < preset < kwargs.
 
     processor_config: a dict or a path (preprocessor_config.json or an HF model directory); keys that are
-    not VivitImageProcessor options (image_processor_type, processor_class...) are ignored.
+    not VivitImageProcessor options (image_processor_type, processor_class...) are ignored, and so are null values.
+    Every option goes through its rule (OPTION_RULES): an error names the option, the value and what is allowed
+    (and the file, when the option came from one).
     """
     unknown = set(kwargs) - set(HF_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown preprocessing option(s) {sorted(unknown)}; the options are {list(HF_DEFAULTS)}")
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
-    if processor_config is not None and not isinstance(processor_config, dict):
-        processor_config = load_processor_config(processor_config)
-    opts = dict(HF_DEFAULTS)
-    opts.update({k: v for k, v in (processor_config or {}).items() if k in HF_DEFAULTS and v is not None})
-    opts.update(PRESETS[preset] if preset else {})
-    opts.update({k: v for k, v in kwargs.items() if v is not None})
-    opts["size"] = _size_dict(opts["size"], "size")
-    opts["crop_size"] = _size_dict(opts["crop_size"], "crop_size")
-    opts["resample"] = _resample(opts["resample"])
+    processor_config, source = _config_dict(processor_config)
+    from_config = {k: v for k, v in (processor_config or {}).items() if k in HF_DEFAULTS and v is not None}
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    opts = {**HF_DEFAULTS, **from_config, **(PRESETS[preset] if preset else {}), **given}
+    for name, rule in OPTION_RULES.items():
+        try:
+            opts[name] = rule(name, opts[name])
+        except ValueError as e:  # FieldError included
+            raise ValueError(f"{source}: {e}" if name in from_config and name not in given else str(e)) from None
     if opts["offset"] and not opts["do_rescale"]:
         raise ValueError("offset=True needs do_rescale=True (HF's rule): offset shifts the rescaled pixels by -1")
     return opts
+
+
+def estimate_bytes(clips, opts: dict) -> int:
+    """Bytes preprocess allocates for these clips with these options (resize output, crop, the float64 rescale
+    and the float32 steps, the final stack), from shapes only."""
+    total = 0
+    for c in clips:
+        T, H, W, _ = c.shape
+        h, w = output_size(H, W, opts["size"]) if opts["do_resize"] else (H, W)
+        total += T * h * w * 3 * (1 if c.dtype == np.uint8 else 4)  # the resized clip
+        if opts["do_center_crop"]:
+            h, w = opts["crop_size"]["height"], opts["crop_size"]["width"]
+        total += T * h * w * 3 * (1 + 8 + 4 + 4 + 4 + 4)  # crop, float64 rescale, float32 x3, stacked output
+    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +301,9 @@ def as_clips(frames) -> list[np.ndarray]:
             items = [_stack_frames(items)]
         clips = items
     elif isinstance(frames, np.ndarray):
+        if frames.ndim == 5 and len(frames) == 0:
+            raise ValueError(f"frames is an empty batch of shape {frames.shape}; expected at least one clip "
+                             f"[T, H, W, 3]")
         clips = [frames] if frames.ndim == 4 else list(frames) if frames.ndim == 5 else [frames]
     else:
         raise TypeError(f"frames must be a NumPy array (uint8 [T, H, W, 3]) or a list of them; got {type(frames)}")
@@ -292,6 +355,9 @@ def preprocess(frames, *, preset: str | None = None, processor_config=None, **kw
     """
     opts = processor_options(processor_config, preset, **kwargs)
     clips = as_clips(frames)
+    guard(estimate_bytes(clips, opts), f"preprocessing {len(clips)} clip(s) of {clips[0].shape[0]} frames of "
+          f"{clips[0].shape[1]}x{clips[0].shape[2]} to size={opts['size']}, crop_size={opts['crop_size']}",
+          ["a smaller size / crop_size (the model's frame size, e.g. preprocess_for(model.config, frames))"])
     if opts["do_rescale"] and any(c.dtype != np.uint8 and c.size and c.min() >= 0 and c.max() <= 1 for c in clips):
         warnings.warn("float frames look already scaled to [0, 1] but do_rescale=True divides by 127.5 again; "
                       "pass frames * 255, or do_rescale=False", stacklevel=2)
@@ -349,8 +415,7 @@ def model_options(model_config, frames=None, processor_config=None, preset=None,
         clip = as_clips(frames)[0]
         edge = covering_shortest_edge(clip.shape[1], clip.shape[2], (h, w))
     base = {"size": {"shortest_edge": edge}, "crop_size": {"height": h, "width": w}}
-    if processor_config is not None and not isinstance(processor_config, dict):
-        processor_config = load_processor_config(processor_config)
+    processor_config, _ = _config_dict(processor_config)
     merged = {**base, **(processor_config or {})}
     return processor_options(merged, preset, **overrides)
 
