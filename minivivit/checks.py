@@ -53,7 +53,12 @@ def integer(lo: int, hi: int):
 
 def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
     """A finite number in [lo, hi] (open ends where asked); ints are accepted and become floats."""
-    allowed = f"a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if math.isinf(lo) and math.isinf(hi):
+        allowed = "a finite number"
+    elif math.isinf(hi):
+        allowed = f"a finite number {'>' if lo_open else '>='} {lo:g}"
+    else:
+        allowed = f"a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
 
     def rule(name, value):
         if not _is_number(value) or not math.isfinite(value):
@@ -132,7 +137,7 @@ def int_tuple(n: int, lo: int, hi: int, what: str):
 def finite_numbers(n: int, lo: float, hi: float, lo_open: bool = False):
     """A number, or a list of n numbers, each finite and in range (image_mean / image_std: one per channel)."""
     one = number(lo, hi, lo_open=lo_open)
-    allowed = f"{one.allowed[2:]} or a list of {n} of them (one per channel)"
+    allowed = f"{one.allowed} or a list of {n} such numbers (one per channel)"
 
     def rule(name, value):
         if isinstance(value, (list, tuple)):

@@ -100,8 +100,7 @@ class ViViTConfig:
             raise ConfigError(f"a ViViT config must be a JSON object {{field: value}}; got a {type(d).__name__}")
         d = dict(d)
         if d.get("model_type", "vivit") != "vivit":
-            raise ConfigError(f"config.json has model_type={d['model_type']!r}; expected 'vivit' (this is not a ViViT "
-                              f"checkpoint)")
+            raise ConfigError(f"model_type={d['model_type']!r}; expected 'vivit' (this is not a ViViT config)")
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
         if "num_labels" not in kwargs:  # as HF's PretrainedConfig: len(id2label), else 2

@@ -68,7 +68,10 @@ def check_budget(nbytes: int, max_bytes: int | None, force: bool, what: str, che
         return
     options = "".join(f"\n  - {c}" for c in cheaper)
     how = override or override_hint(nbytes)
-    raise error(f"{what} needs {format_bytes(nbytes)}, above the limit of {format_bytes(max_bytes)}."
+    need, have = format_bytes(nbytes), format_bytes(max_bytes)
+    if need == have:  # too close to tell apart when rounded
+        need, have = f"{nbytes} bytes", f"{max_bytes} bytes"
+    raise error(f"{what} needs {need}, above the limit of {have}."
                 + (f" Cheaper:{options}\n  - or {how}." if cheaper else f" To go ahead anyway, {how}."))
 
 

@@ -50,8 +50,16 @@ import numpy as np
 
 from . import layers
 from .config import ViViTConfig
-from .inputs import (attention_layer_set, attention_request, attention_storage_dtype, cast_pixel_values,
-                     check_forward_memory, check_head_mask, check_outputs, check_pixel_values)
+from .inputs import (
+    attention_layer_set,
+    attention_request,
+    attention_storage_dtype,
+    cast_pixel_values,
+    check_forward_memory,
+    check_head_mask,
+    check_outputs,
+    check_pixel_values,
+)
 from .kernels import get_backend
 from .position import resize_grid
 from .tokens import clip_thw, tubelet_grid

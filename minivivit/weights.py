@@ -153,6 +153,8 @@ def check_tensors(flat: dict[str, np.ndarray], source: str = "weights") -> None:
 def check_suffix(path) -> Path:
     """minivivit files end in .safetensors (that is how minivivit.load recognises them); refuse anything else."""
     path = Path(path)
+    if not path.name:
+        raise ValueError(f"the output path {str(path)!r} names no file; give a file name ending in {SUFFIX}")
     if path.suffix != SUFFIX:
         raise ValueError(f"{path.name}: a minivivit weights file must end in {SUFFIX} (minivivit.load reads only "
                          f"that name as its own format); use e.g. {path.with_suffix(SUFFIX).name}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..fileio import check_output, read_json_file
+from ..fileio import check_output
 from ..weights import check_suffix, save
 from .hf import checkpoint_files, read_hf_checkpoint
 
@@ -29,11 +29,7 @@ def convert(src, out, config=None, force: bool = False) -> Path:
     pp = folder / "preprocessor_config.json"
     preprocessor_config = None
     if pp.is_file():
-        from ..video.preprocess import processor_options
+        from ..video.preprocess import load_processor_config
 
-        preprocessor_config = read_json_file(pp, "an HF preprocessor_config.json")
-        try:
-            processor_options(preprocessor_config)  # refuse now what classify would refuse later
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{pp}: {e}") from None
+        preprocessor_config = load_processor_config(pp)  # validated: refuse now what classify would refuse later
     return save(out, params, cfg, overwrite=force, preprocessor_config=preprocessor_config)

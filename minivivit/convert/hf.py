@@ -12,7 +12,6 @@ through an allow-list unpickler), sharded pytorch_model.bin.index.json.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 

@@ -70,6 +70,10 @@ class UnsafePickleError(pickle.UnpicklingError, ValueError):
     Also a ValueError, so callers (and the CLI) that report bad input files catch it."""
 
 
+class BadArchiveError(ValueError):
+    """The zip archive is not what torch.save writes (encrypted, compressed otherwise, no / several data.pkl)."""
+
+
 class UnsupportedTensorError(ValueError):
     """A tensor of a kind minivivit does not read (float8, complex, quantized, sparse...); nothing was executed."""
 
@@ -209,17 +213,17 @@ def check_archive(path: Path, archive: zipfile.ZipFile) -> None:
     infos = archive.infolist()
     for info in infos:
         if info.flag_bits & 0x1:
-            raise ValueError(f"{path}: the zip member {info.filename} is encrypted (password protected); a PyTorch "
+            raise BadArchiveError(f"{path}: the zip member {info.filename} is encrypted (password protected); a PyTorch "
                              f"checkpoint never is. Is this the right file?")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise ValueError(f"{path}: the zip member {info.filename} uses compression method {info.compress_type}; "
+            raise BadArchiveError(f"{path}: the zip member {info.filename} uses compression method {info.compress_type}; "
                              f"torch.save stores members uncompressed (method 0), and minivivit reads only methods 0 "
                              f"and 8 (deflate). Re-save it with torch.save.")
     total = sum(info.file_size for info in infos)
     biggest = max(infos, key=lambda i: i.file_size, default=None)
     if biggest is not None:
         ratio = biggest.file_size / max(biggest.compress_size, 1)
-        guard(total, f"reading {path} (its zip members inflate to {format_bytes(total)}; {biggest.filename} alone "
+        guard(total, f"reading its zip members (they inflate to {format_bytes(total)}; {biggest.filename} alone "
                      f"{format_bytes(biggest.file_size)} from {format_bytes(biggest.compress_size)}, "
                      f"{ratio:.0f}:1)",
               ["nothing: a ViViT-B checkpoint is 350 MB; this archive is damaged or a zip bomb"] if ratio > 50 else [])
@@ -238,7 +242,8 @@ def load_torch_state_dict(path) -> dict[str, np.ndarray]:
             check_archive(path, archive)
             pkl = [n for n in archive.namelist() if n.endswith("data.pkl")]
             if len(pkl) != 1:
-                raise ValueError(f"{path}: expected one data.pkl in the archive, found {len(pkl)}")
+                raise BadArchiveError(f"{path}: expected one data.pkl in the archive (torch.save's layout), found "
+                                      f"{len(pkl)}")
             prefix = pkl[0][: -len("data.pkl")]
             byteorder = "little"  # recent torch writes <prefix>byteorder; files without it are little-endian
             if f"{prefix}byteorder" in archive.namelist():
@@ -248,6 +253,13 @@ def load_torch_state_dict(path) -> dict[str, np.ndarray]:
                 raise ValueError(f"unknown byteorder {byteorder!r}; expected 'little' or 'big'")
             with archive.open(pkl[0]) as f:
                 state = _AllowListUnpickler(f, archive, prefix, byteorder).load()
+                rest = len(f.read(MEMBER_CHUNK))
+            if rest:  # torch writes exactly one pickle; more bytes after its STOP are not part of a state dict
+                raise UnsafePickleError(f"{pkl[0]} continues for {rest}{'+' if rest == MEMBER_CHUNK else ''} bytes "
+                                        f"after its pickle ends (a second, hidden pickle?); refusing the file. Nothing "
+                                        f"from it was executed.")
+    except BadArchiveError:
+        raise
     except (UnsafePickleError, UnsupportedTensorError) as e:
         raise type(e)(f"{path}: {e}") from None
     except MemoryBudgetError as e:

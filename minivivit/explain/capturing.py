@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import memory
 from ..inputs import attention_request, layer_index
-from ..memory import MemoryBudgetError, format_bytes  # noqa: F401 (format_bytes: explain.format_bytes, as before)
+from ..memory import MemoryBudgetError, format_bytes
 from ..tokens import TokenMap
 from .rollout import check_options, rollout_cls
 

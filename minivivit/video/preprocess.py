@@ -22,33 +22,22 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-from .. import checks
-from ..fileio import parse_json, read_json_file
 from ..memory import guard
-
-HF_DEFAULTS = {
-    "do_resize": True,
-    "size": {"shortest_edge": 256},
-    "resample": 2,  # PIL.Image.Resampling.BILINEAR
-    "do_center_crop": True,
-    "crop_size": {"height": 224, "width": 224},
-    "do_rescale": True,
-    "rescale_factor": 1 / 127.5,
-    "offset": True,
-    "do_normalize": True,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-}
-PRESETS = {
-    "hf": {},  # HF's defaults: pixels in [-3, 1]
-    "scenic": {"do_rescale": True, "rescale_factor": 1 / 127.5, "offset": True, "do_normalize": False},  # [-1, 1]
-}
-RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
-
+from .options import (  # noqa: F401 (the options live in options.py; these names stay importable from here)
+    HF_DEFAULTS,
+    MAX_SIDE,
+    OPTION_RULES,
+    PRESETS,
+    RESAMPLE,
+    _config_dict,
+    check_processor_config,
+    load_processor_config,
+    processor_config_for_weights,
+    processor_options,
+)
 
 # ---------------------------------------------------------------------------------------------
 # The four steps (each on one clip, frames [T, H, W, 3])
@@ -137,139 +126,6 @@ def rescale_normalize(frames: np.ndarray, do_rescale=True, rescale_factor=1 / 12
     return x.astype(np.float32, copy=False)
 
 
-# ---------------------------------------------------------------------------------------------
-# Options: HF defaults < preprocessor_config.json < preset < keyword arguments
-# ---------------------------------------------------------------------------------------------
-
-
-MAX_SIDE = 16384  # pixels: the largest resize / crop side accepted (the memory guard judges the whole clip)
-
-
-def _size_dict(value, name: str) -> dict:
-    """HF's get_size_dict for this processor: int -> shortest_edge (size) or square (crop_size); every side an int
-    in 1..MAX_SIDE (not a bool, float or string)."""
-    side = checks.integer(1, MAX_SIDE)
-    if isinstance(value, dict):
-        keys = set(value)
-        if keys not in ({"shortest_edge"}, {"height", "width"}) or (keys == {"shortest_edge"} and name == "crop_size"):
-            allowed = "{'height', 'width'}" + (" or {'shortest_edge'}" if name == "size" else "")
-            raise ValueError(f"{name} must have the keys {allowed}; got {value}")
-        return {k: side(f"{name}[{k!r}]", v) for k, v in value.items()}
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        v = side(name, value)
-        return {"shortest_edge": v} if name == "size" else {"height": v, "width": v}
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return {"height": side(f"{name}[0]", value[0]), "width": side(f"{name}[1]", value[1])}
-    raise ValueError(f"{name} must be an int, (height, width) or a dict like {HF_DEFAULTS[name]}; got {value!r} "
-                     f"({type(value).__name__})")
-
-
-def _resample(name, value) -> int:
-    if isinstance(value, str):
-        if value.lower() not in RESAMPLE:
-            raise ValueError(f"resample={value!r}; choose one of {sorted(RESAMPLE)} (or PIL's int codes 0-5)")
-        return RESAMPLE[value.lower()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value not in RESAMPLE.values():
-        raise ValueError(f"resample={value!r} is not a Pillow filter; choose one of {RESAMPLE}")
-    return int(value)
-
-
-# One rule per VivitImageProcessor option (minivivit/checks.py): types, ranges, NaN; "false" is not a boolean.
-OPTION_RULES = {
-    "do_resize": checks.boolean(),
-    "size": lambda name, v: _size_dict(v, name),
-    "resample": _resample,
-    "do_center_crop": checks.boolean(),
-    "crop_size": lambda name, v: _size_dict(v, name),
-    "do_rescale": checks.boolean(),
-    "rescale_factor": checks.number(0, math.inf, lo_open=True, hi_open=True),
-    "offset": checks.boolean(),
-    "do_normalize": checks.boolean(),
-    "image_mean": checks.finite_numbers(3, -math.inf, math.inf),
-    "image_std": checks.finite_numbers(3, 0, math.inf, lo_open=True),
-}
-
-
-def load_processor_config(path) -> dict:
-    """Read an HF preprocessor_config.json (a file, or a model directory holding one): a JSON object."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "preprocessor_config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no preprocessor config at {path}")
-    return read_json_file(path, "an HF preprocessor_config.json (an object of VivitImageProcessor options)")
-
-
-def _config_dict(processor_config):
-    """processor_config as (dict or None, where it came from): a dict as it is, a path read from its file."""
-    if processor_config is None or isinstance(processor_config, dict):
-        return processor_config, "processor_config"
-    if isinstance(processor_config, (str, Path)) or hasattr(processor_config, "__fspath__"):
-        return load_processor_config(processor_config), str(processor_config)
-    raise TypeError(f"processor_config must be a dict of VivitImageProcessor options or the path of a "
-                    f"preprocessor_config.json; got a {type(processor_config).__name__}")
-
-
-def processor_config_for_weights(path) -> dict | None:
-    """The preprocessing that belongs with a weights path, if any: an HF directory's preprocessor_config.json,
-    the one beside an HF weights file, or a "preprocessor_config" entry in a minivivit file's metadata.
-    It is validated here (processor_options), so that a bad one is reported with the file it came from."""
-    path = Path(path)
-    config, source = None, None
-    if path.is_dir():
-        if (path / "preprocessor_config.json").exists():
-            config, source = load_processor_config(path), path / "preprocessor_config.json"
-    elif path.suffix == ".safetensors" and path.is_file():
-        from ..fileio import safetensors_metadata
-
-        try:
-            meta = safetensors_metadata(path)
-        except (ValueError, FileNotFoundError):
-            meta = {}  # not readable: loading the weights will say why
-        if "preprocessor_config" in meta:
-            source = f"{path} (its preprocessor_config metadata)"
-            config = parse_json(meta["preprocessor_config"], source, "an HF preprocessor config")
-        elif "minivivit_config" in meta:
-            return None  # a minivivit file without preprocessing: the model's defaults apply
-    if config is None and source is None:
-        beside = path.parent / "preprocessor_config.json"
-        if not beside.exists():
-            return None
-        config, source = load_processor_config(beside), beside
-    try:
-        processor_options(config)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{source}: {e}") from None
-    return config
-
-
-def processor_options(processor_config=None, preset: str | None = None, **kwargs) -> dict:
-    """The 11 VivitImageProcessor options, resolved and validated: HF defaults < processor_config < preset < kwargs.
-
-    processor_config: a dict or a path (preprocessor_config.json or an HF model directory); keys that are
-    not VivitImageProcessor options (image_processor_type, processor_class...) are ignored, and so are null values.
-    Every option goes through its rule (OPTION_RULES): an error names the option, the value and what is allowed
-    (and the file, when the option came from one).
-    """
-    unknown = set(kwargs) - set(HF_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown preprocessing option(s) {sorted(unknown)}; the options are {list(HF_DEFAULTS)}")
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
-    processor_config, source = _config_dict(processor_config)
-    from_config = {k: v for k, v in (processor_config or {}).items() if k in HF_DEFAULTS and v is not None}
-    given = {k: v for k, v in kwargs.items() if v is not None}
-    opts = {**HF_DEFAULTS, **from_config, **(PRESETS[preset] if preset else {}), **given}
-    for name, rule in OPTION_RULES.items():
-        try:
-            opts[name] = rule(name, opts[name])
-        except ValueError as e:  # FieldError included
-            raise ValueError(f"{source}: {e}" if name in from_config and name not in given else str(e)) from None
-    if opts["offset"] and not opts["do_rescale"]:
-        raise ValueError("offset=True needs do_rescale=True (HF's rule): offset shifts the rescaled pixels by -1")
-    return opts
-
-
 def estimate_bytes(clips, opts: dict) -> int:
     """Bytes preprocess allocates for these clips with these options (resize output, crop, the float64 rescale
     and the float32 steps, the final stack), from shapes only."""
@@ -355,9 +211,7 @@ def preprocess(frames, *, preset: str | None = None, processor_config=None, **kw
     """
     opts = processor_options(processor_config, preset, **kwargs)
     clips = as_clips(frames)
-    guard(estimate_bytes(clips, opts), f"preprocessing {len(clips)} clip(s) of {clips[0].shape[0]} frames of "
-          f"{clips[0].shape[1]}x{clips[0].shape[2]} to size={opts['size']}, crop_size={opts['crop_size']}",
-          ["a smaller size / crop_size (the model's frame size, e.g. preprocess_for(model.config, frames))"])
+    check_memory(clips, opts)  # the whole batch; resize_clip checks each clip again (classify calls it alone)
     if opts["do_rescale"] and any(c.dtype != np.uint8 and c.size and c.min() >= 0 and c.max() <= 1 for c in clips):
         warnings.warn("float frames look already scaled to [0, 1] but do_rescale=True divides by 127.5 again; "
                       "pass frames * 255, or do_rescale=False", stacklevel=2)
@@ -374,8 +228,18 @@ def _process_clip(clip: np.ndarray, opts: dict) -> np.ndarray:
     return finish_clip(resize_clip(clip, opts), opts)
 
 
+def check_memory(clips, opts: dict) -> None:
+    """Refuse (minivivit.memory) preprocessing whose arrays would exceed the memory limit, before allocating them."""
+    T, H, W, _ = clips[0].shape
+    guard(estimate_bytes(clips, opts), f"preprocessing {len(clips)} clip(s) of {T} frames of {H}x{W} with "
+          f"size={opts['size']}, crop_size={opts['crop_size']}",
+          ["a smaller size / crop_size (the model's frame size, e.g. preprocess_for(model.config, frames))"])
+
+
 def resize_clip(clip: np.ndarray, opts: dict) -> np.ndarray:
-    """Step 1 with the resolved options: [T, H, W, 3] -> [T, H', W', 3] (unchanged when do_resize is off)."""
+    """Step 1 with the resolved options: [T, H, W, 3] -> [T, H', W', 3] (unchanged when do_resize is off).
+    Checks the memory of the clip's whole pipeline first (check_memory)."""
+    check_memory([clip], opts)
     return resize(clip, opts["size"], opts["resample"]) if opts["do_resize"] else clip
 
 
@@ -415,7 +279,7 @@ def model_options(model_config, frames=None, processor_config=None, preset=None,
         clip = as_clips(frames)[0]
         edge = covering_shortest_edge(clip.shape[1], clip.shape[2], (h, w))
     base = {"size": {"shortest_edge": edge}, "crop_size": {"height": h, "width": w}}
-    processor_config, _ = _config_dict(processor_config)
+    processor_config = _config_dict(processor_config)
     merged = {**base, **(processor_config or {})}
     return processor_options(merged, preset, **overrides)
 

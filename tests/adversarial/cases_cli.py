@@ -98,9 +98,9 @@ def classify_cases() -> list[Case]:
         return cli(ctx, "classify", ctx.path("empty"))
 
     def base_model(ctx):  # weights without a classification head
-        from files import HF_FIXTURE
-
         import shutil
+
+        from files import HF_FIXTURE
 
         d = ctx.path("base")
         shutil.copytree(HF_FIXTURE.parent / "base-pooler-gelu_fast-t1x8x8-noqkvbias", d)

@@ -153,9 +153,9 @@ def file_cases() -> list[Case]:
     # through a whole checkpoint: load(dir) and `minivivit convert`
     def load_dir(changes, cli_convert=False):
         def run(ctx):
-            import minivivit
-
             from files import hf_config
+
+            import minivivit
 
             cfg = {**hf_config(), **changes}
             d = hf_dir(ctx.path("hf"), config=cfg)

@@ -5,9 +5,19 @@ guard into a MemoryError traceback (RAW) instead of an OOM kill of the machine."
 from __future__ import annotations
 
 import numpy as np
-
-from files import frames, gif, hf_config, hf_dir, hf_state, npy_claiming, tiny_model, torch_members, write_zip, \
-    zeros_deflated, zip_member
+from files import (
+    frames,
+    gif,
+    hf_config,
+    hf_dir,
+    hf_state,
+    npy_claiming,
+    tiny_model,
+    torch_members,
+    write_zip,
+    zeros_deflated,
+    zip_member,
+)
 from harness import Case, cli, equals
 
 GUARD = r"(GB|GiB|TB|MB).*MINIVIVIT_MAX_BYTES|MINIVIVIT_MAX_BYTES.*(GB|GiB|TB|MB)"  # size + the override
@@ -171,8 +181,9 @@ def cases() -> list[Case]:
     out.append(Case("memory/zip-member-inflates-past-its-declared-size", zip_understated, match=r"pytorch_model\.bin"))
 
     def zero_strides(ctx):
-        import minivivit
         from pickles import state_dict_pickle
+
+        import minivivit
 
         d = ctx.path("hf")
         d.mkdir()
@@ -185,8 +196,9 @@ def cases() -> list[Case]:
     out.append(Case("memory/1-element-storage-viewed-as-100000x100000", zero_strides, match=r"pytorch_model\.bin"))
 
     def storage_claims_more(ctx):
-        import minivivit
         from pickles import state_dict_pickle
+
+        import minivivit
 
         d = ctx.path("hf")
         d.mkdir()
@@ -200,8 +212,9 @@ def cases() -> list[Case]:
     out.append(Case("memory/storage-numel-1e10-data-64-bytes", storage_claims_more, match=r"pytorch_model\.bin"))
 
     def safetensors_lies(ctx):
-        import minivivit
         from files import safetensors_raw
+
+        import minivivit
 
         d = ctx.path("hf")
         d.mkdir()

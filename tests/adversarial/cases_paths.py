@@ -10,8 +10,7 @@ import sys
 import time
 
 import numpy as np
-
-from files import copy_fixture, gif, hf_dir, minivivit_file, tiny_model
+from files import copy_fixture, gif, minivivit_file, tiny_model
 from harness import Case, CliError, cli, equals
 
 
@@ -51,7 +50,7 @@ def big_hf_dir(folder, layers=8, D=512):
     folder.mkdir(parents=True, exist_ok=True)
     F, N, labels = 4 * D, 9, 3
     rng = np.random.default_rng(0)
-    r = lambda *s: rng.standard_normal(s, dtype=np.float32) * 0.02  # noqa: E731
+    r = lambda *s: rng.standard_normal(s, dtype=np.float32) * 0.02
     state = {"vivit.embeddings.cls_token": r(1, 1, D), "vivit.embeddings.position_embeddings": r(1, N, D),
              "vivit.embeddings.patch_embeddings.projection.weight": r(D, 3, 2, 16, 16),
              "vivit.embeddings.patch_embeddings.projection.bias": r(D),
@@ -325,6 +324,7 @@ def out_cases() -> list[Case]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
         from minivivit.explain import viz
 
         p = ctx.path("fig.png")

@@ -7,7 +7,6 @@ import json
 import math
 
 import numpy as np
-
 from files import frames, gif, minivivit_file
 from harness import Case, cli
 
@@ -159,7 +158,7 @@ def frames_cases() -> list[Case]:
 
     return [
         call(lambda: np.zeros((0, 4, 32, 32, 3), np.uint8), "empty-batch", "empty|batch|no clip"),
-        call(lambda: [], "empty-list", "empty"),
+        call(list, "empty-list", "empty"),
         call(lambda: np.zeros((4, 0, 32, 3), np.uint8), "zero-height", "empty"),
         call(lambda: np.zeros((4, 32, 32, 3), object), "object-dtype", "dtype"),
         call(lambda: np.zeros((4, 32, 32, 3), np.uint16), "uint16", "uint8"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from files import frames, gif, gif_claiming, mp4, png_claiming, tiny_model
 from harness import Case, equals
 
@@ -168,7 +167,7 @@ def folder_cases() -> list[Case]:
 
 
 def sampling_cases() -> list[Case]:
-    clip = lambda c: gif(c.path("clip.gif"), n=8)  # noqa: E731
+    clip = lambda c: gif(c.path("clip.gif"), n=8)
     bad = {
         "seed=-1": dict(num_frames=4, sampling="hf", seed=-1),
         "seed=2**40": dict(num_frames=4, sampling="hf", seed=2**40),

@@ -4,14 +4,22 @@ non-finite values, shard indexes that loop or disagree, minivivit files with the
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
-
-from files import (copy_fixture, hf_config, hf_dir, hf_state, minivivit_file, safetensors_raw, to_bfloat16_bytes,
-                   torch_members, write_zip, zip_member)
+from files import (
+    copy_fixture,
+    hf_config,
+    hf_dir,
+    hf_state,
+    minivivit_file,
+    safetensors_raw,
+    to_bfloat16_bytes,
+    torch_members,
+    write_zip,
+    zip_member,
+)
 from harness import Case, cli, equals
-from pickles import Pickle, hostile_pickles, state_dict_pickle, torch_zip_with_pickle, write_torch_zip
+from pickles import Pickle, hostile_pickles, state_dict_pickle, torch_zip_with_pickle
 
 REFUSED = r"refus|not allowed|nothing was executed|not a PyTorch|damaged"
 
@@ -252,9 +260,10 @@ def dtype_cases() -> list[Case]:
     out.append(Case("weights/dtype/float8-safetensors", f8_safetensors, match=r"F8_E4M3|float8"))
 
     def nan_minivivit(ctx):
-        import minivivit
         from safetensors import safe_open
         from safetensors.numpy import load_file, save_file
+
+        import minivivit
 
         path = minivivit_file(ctx.path("m.safetensors"))
         with safe_open(str(path), "np") as f:
@@ -417,9 +426,10 @@ def file_cases() -> list[Case]:
 
     def mv(change, match, name):
         def run(ctx):
-            import minivivit
             from safetensors import safe_open
             from safetensors.numpy import load_file, save_file
+
+            import minivivit
 
             path = minivivit_file(ctx.path("m.safetensors"))
             with safe_open(str(path), "np") as f:

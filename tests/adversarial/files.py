@@ -128,7 +128,7 @@ def gif(path, n=8, h=32, w=32, seed=0) -> Path:
     return Path(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mp4_bytes(n=8, h=32, w=32) -> bytes:
     import av
 
@@ -217,7 +217,7 @@ def write_zip(path, members: list[dict]) -> Path:
     return Path(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zeros_deflated(gib: int) -> bytes:
     """A raw deflate stream that inflates to `gib` GiB of zeros (about 1 MB per GiB): the zip bomb's payload."""
     block = b"\0" * (1 << 24)

@@ -91,7 +91,7 @@ class Context:
         return Path(path)
 
     def warned(self, pattern: str) -> list[str]:
-        return [str(w.message) for w in self.warnings if re.search(pattern, str(w.message), re.I)]
+        return [str(w.message) for w in self.warnings if re.search(pattern, str(w.message), re.IGNORECASE)]
 
 
 class CliError(Exception):
@@ -144,7 +144,7 @@ def run_case(case: Case, root: Path) -> dict:
             warnings.simplefilter("always")
             try:
                 result = case.run(ctx)
-            except BaseException as e:  # noqa: BLE001 (we classify everything, KeyboardInterrupt aside)
+            except BaseException as e:
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 error = e
@@ -186,7 +186,7 @@ def classify(case: Case, ctx: Context, result, error) -> tuple[str, str]:
         return "SILENT", "returned " + _short(result)
     clear_type = isinstance(error, CliError) or isinstance(error, case.types)
     message = _message(error)
-    if clear_type and message and (case.match is None or re.search(case.match, message, re.I | re.S)):
+    if clear_type and message and (case.match is None or re.search(case.match, message, re.IGNORECASE | re.DOTALL)):
         return "CLEAR", f"{type(error).__name__}: {message}"
     return "RAW", _describe(error)
 
