@@ -44,8 +44,9 @@ def tubelet_grid(clip_thw, tubelet) -> tuple[int, int, int]:
         parts = [f"{n} {unit}{'s' if n > 1 else ''}" for n, unit in zip(left, ("frame", "pixel row", "pixel column"))
                  if n]
         verb = "is" if len(parts) == 1 and sum(left) == 1 else "are"
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
         warnings.warn(f"a clip of {T} frames of {H}x{W} with tubelets {(tt, ph, pw)} (frames, rows, cols) uses "
-                      f"{grid[0] * tt} frames of {grid[1] * ph}x{grid[2] * pw}: the last {' and '.join(parts)} "
+                      f"{grid[0] * tt} frames of {grid[1] * ph}x{grid[2] * pw}: the last {listed} "
                       f"{verb} dropped, as HF's Conv3d drops them. Resample or crop the clip to a multiple of the "
                       f"tubelet to use every pixel.", TubeletRemainderWarning, stacklevel=2)
     return grid
