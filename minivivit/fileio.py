@@ -4,6 +4,7 @@ safetensors files with errors that name the file (the one place that opens them)
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 
 JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
               bool: "a boolean", type(None): "null"}
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}  # writes that ran out of room
 MAX_JSON_BYTES = 256 * 2**20  # a config or index file is kilobytes; refuse to parse anything above 256 MiB
 
 
@@ -93,6 +95,11 @@ def atomic_output(path, overwrite: bool = False):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:  # the disk (or quota, or the file size limit) ran out while writing
+            raise OSError(e.errno, f"could not write {path}: {e.strerror} (is the disk full?); nothing was left "
+                                   f"behind") from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

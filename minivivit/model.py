@@ -63,6 +63,7 @@ from .inputs import (
 from .kernels import get_backend
 from .position import resize_grid
 from .tokens import clip_thw, tubelet_grid
+from .weights import check_params, flatten_params
 
 EMBED_NAMES = ("embed.patches", "embed.tokens", "embed.out")
 BLOCK_NAMES = ("ln1", "q", "k", "v", "scores", "probs", "context", "attn_out", "resid1", "ln2", "fc1", "act", "fc2",
@@ -202,6 +203,7 @@ def vivit_forward(
 ) -> ViViTOutput:
     """Run ViViT on pixel_values [B, T, C, H, W]. See Model.__call__ for the arguments."""
     ops = get_backend(backend)
+    check_params(flatten_params(params), config, source="params")  # every key and shape (params of another config?)
     dtype = params["embed"]["pos"].dtype
     request = attention_request(output_attentions)  # None | "full" | "cls"
     keep = attention_layer_set(attention_layers, config.num_hidden_layers)
@@ -307,9 +309,16 @@ class Model:
         return trace_names(self.config.num_hidden_layers, head=self.has_head, pooler=self.has_pooler)
 
     def to(self, dtype) -> Model:
-        """A copy with every parameter cast to dtype (np.float64 for rounding-free teaching runs)."""
+        """A copy with every parameter cast to dtype (np.float64 for rounding-free teaching runs); float dtypes only."""
         from .weights import map_params
 
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"Model.to({dtype!r}): not a dtype; use np.float16, np.float32 or np.float64") from None
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"Model.to({dtype.name}): the weights must stay floating point (np.float16, np.float32 "
+                            f"or np.float64)")
         return Model(map_params(lambda a: a.astype(dtype), self.params), self.config)
 
     def num_params(self) -> int:

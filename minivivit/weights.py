@@ -165,6 +165,7 @@ def save(path, params: dict, config: ViViTConfig, overwrite: bool = False,
          preprocessor_config: dict | None = None) -> Path:
     """Write params + config (and HF's preprocessor_config.json, if given) to a minivivit .safetensors file,
     atomically. Refuses another suffix, an existing file unless overwrite, and weights it would refuse to load."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     check_suffix(path)
@@ -175,7 +176,10 @@ def save(path, params: dict, config: ViViTConfig, overwrite: bool = False,
         metadata = {FORMAT_KEY: config.to_json_string(), "format": "np"}
         if preprocessor_config is not None:
             metadata["preprocessor_config"] = json.dumps(preprocessor_config, sort_keys=True)
-        save_file(flat, str(tmp), metadata=metadata)
+        try:
+            save_file(flat, str(tmp), metadata=metadata)
+        except SafetensorError as e:  # an I/O error inside safetensors (disk full, file too large)
+            raise OSError(f"could not write {path}: {e} (is the disk full?); nothing was left behind") from None
     return Path(path)
 
 

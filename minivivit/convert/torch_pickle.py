@@ -268,5 +268,10 @@ def load_torch_state_dict(path) -> dict[str, np.ndarray]:
             RuntimeError, NotImplementedError, RecursionError) as e:
         raise ValueError(f"{path} is damaged or truncated ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+        hint = ""
+        if isinstance(state, dict):
+            nested = [k for k, v in state.items() if isinstance(v, dict)]
+            hint = (f"; it is a dict with keys {list(state)[:6]}" + (f": is the state dict under {nested[0]!r}? Save "
+                    f"that alone (torch.save(ckpt[{nested[0]!r}], path))" if nested else ""))
+        raise ValueError(f"{path} does not hold a state dict of tensors{hint}")
     return dict(state)

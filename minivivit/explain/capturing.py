@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import memory
-from ..inputs import attention_request, layer_index
+from ..inputs import attention_request, attention_storage_dtype, layer_index
 from ..memory import MemoryBudgetError, format_bytes
 from ..tokens import TokenMap
 from .rollout import check_options, rollout_cls
@@ -93,7 +93,7 @@ def capture(model, pixel_values, layers=None, output_attentions: str = "cls", dt
     if len(shape) != 5:
         raise ValueError(f"expected pixel_values [B, T, C, H, W]; got shape {shape}")
     config = model.config
-    store = np.dtype(dtype or model.dtype)
+    store = attention_storage_dtype(dtype) or np.dtype(model.dtype)
     nbytes = estimate_bytes(config, shape, layers, request, store)
     cheaper = []
     if request == "full":

@@ -77,6 +77,31 @@ def forward_cases() -> list[Case]:
         return model(_x())
 
     out.append(Case("arrays/forward/nan-weights-set-in-memory", nan_params, match=r"NaN|inf"))
+
+    def params_of_another_config(ctx):  # a careless swap: weights of one config with another config
+        import minivivit
+
+        a, b = tiny_model(), tiny_model(hidden_size=48, num_attention_heads=4)
+        return minivivit.Model(a.params, b.config)(_x())
+
+    out.append(Case("arrays/forward/params-of-another-config", params_of_another_config, match=r"params.*shape"))
+
+    def to_int(ctx):
+        return tiny_model().to(np.int8)(_x())
+
+    def to_bogus(ctx):
+        return tiny_model().to("bogus")
+
+    out += [Case("arrays/model/to-int8", to_int, match="floating point|float"),
+            Case("arrays/model/to-bogus", to_bogus, match="dtype")]
+
+    def compare_nan_tolerance(ctx):
+        from minivivit import debug
+
+        a = {"x": np.zeros(3, np.float32)}
+        return debug.compare(a, a, atol=np.nan).ok
+
+    out.append(Case("arrays/debug/compare-atol-nan", compare_nan_tolerance, match="atol"))
     return out
 
 
@@ -114,6 +139,7 @@ def explain_cases() -> list[Case]:
     out += [Case("arrays/capture/layers=[99]", capture(layers=[99]), match="layer"),
             Case("arrays/capture/output_attentions=none", capture(output_attentions=None), match="output_attentions"),
             Case("arrays/capture/dtype=int8", capture(dtype=np.int8), match="dtype"),
+            Case("arrays/capture/dtype=bogus", capture(dtype="bogus"), match="dtype"),
             Case("arrays/capture/4d-input", lambda ctx: __import__("minivivit").explain.capture(tiny_model(), _x()[0]),
                  match=r"\[B, T, C, H, W\]|batch")]
 

@@ -337,5 +337,56 @@ def out_cases() -> list[Case]:
     return out
 
 
+
+
+def disk_full_cases() -> list[Case]:
+    """A write that runs out of room (RLIMIT_FSIZE in a child: the same EFBIG a full disk's ENOSPC gives)."""
+
+    def limited(limit_bytes):
+        def pre():
+            import resource
+            import signal
+
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the writer instead of failing it
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+        return pre
+
+    def run_child(ctx, argv, limit_bytes):
+        proc = subprocess.run([sys.executable, "-m", "minivivit", *map(str, argv)], capture_output=True, text=True,
+                              timeout=120, preexec_fn=limited(limit_bytes))
+        if "Traceback (most recent call last)" in proc.stderr:
+            raise RawTraceback(proc.stderr.strip().splitlines()[-1])
+        if proc.returncode == 2 and "error:" in proc.stderr:
+            raise CliError(proc.stderr.strip())
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def convert_full(ctx):
+        src = big_hf_dir(ctx.path("hf"), layers=2, D=256)
+        return run_child(ctx, ["convert", src, ctx.no_output(ctx.path("out.safetensors"))], 1 << 20)
+
+    def gif_full(ctx):
+        video = gif(ctx.path("clip.gif"), n=16, h=64, w=64)
+        return run_child(ctx, ["attention", video, "--out", ctx.no_output(ctx.path("a.gif"))], 20_000)
+
+    def model_save_full(ctx):  # the API: the error must be an OSError naming the file, nothing left behind
+        code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import files\n"
+                f"try:\n    files.tiny_model(hidden_size=256, num_attention_heads=4, intermediate_size=1024)"
+                f".save({str(ctx.no_output(ctx.path('m.safetensors')))!r})\n"
+                f"except OSError as e:\n    print('OSError', e)\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              preexec_fn=limited(100_000))
+        if not proc.stdout.startswith("OSError"):
+            raise RawTraceback(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.stdout)
+        raise OSError(proc.stdout.strip())
+
+    return [Case("paths/disk-full-during-convert", convert_full, match=r"out\.safetensors.*(disk|too large)",
+                 types=(), timeout=120),
+            Case("paths/disk-full-during-attention-gif", gif_full, match=r"a\.gif.*(disk|too large)", types=(),
+                 timeout=120),
+            Case("paths/disk-full-during-model-save", model_save_full, match=r"m\.safetensors.*(disk|too large)",
+                 types=(OSError,), timeout=120)]
+
+
 def cases() -> list[Case]:
-    return kill_cases() + partial_cases() + out_cases()
+    return kill_cases() + partial_cases() + out_cases() + disk_full_cases()

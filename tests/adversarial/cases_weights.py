@@ -481,6 +481,26 @@ def file_cases() -> list[Case]:
         return _load_dir(ctx, hf_dir(ctx.path("hf"), config=cfg))
 
     out.append(Case("weights/config-labels-do-not-fit-classifier", wrong_labels, match=r"classifier"))
+
+    def nested_training_checkpoint(ctx):  # {"state_dict": {...}, "epoch": 3}: a training checkpoint, not a state dict
+        from pickles import MARK, SETITEMS, Pickle
+
+        d = ctx.path("hf")
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(hf_config()))
+        p = Pickle(2).call("collections", "OrderedDict").op(MARK).str_("state_dict")
+        p.call("collections", "OrderedDict").str_("epoch").int_(3).op(SETITEMS).stop()
+        torch_zip_with_pickle(d / "pytorch_model.bin", p.bytes())
+        return _load_dir(ctx, d)
+
+    out.append(Case("weights/bin-is-a-training-checkpoint", nested_training_checkpoint, match=r"state_dict"))
+
+    def load_as_int(ctx):
+        import minivivit
+
+        return minivivit.load(dtype=np.int8)
+
+    out.append(Case("weights/load-dtype-int8", load_as_int, match="float"))
     return out
 
 
