@@ -80,18 +80,39 @@ def kill_when_partial_appears(cmd, folder, what, timeout=60.0):
     try:
         while time.monotonic() - t0 < timeout:
             if any(what in p.name and "partial" in p.name for p in folder.iterdir()):
-                time.sleep(0.02)  # let it write a little
-                proc.kill()
+                proc.kill()  # at once: the partial exists from before the first byte is written to the end
                 proc.wait()
                 return True
             if proc.poll() is not None:
                 return False
-            time.sleep(0.002)
+            time.sleep(0.0005)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     return False
+
+
+def _loads(path) -> bool:
+    import minivivit
+
+    try:
+        minivivit.load(path)
+        return True
+    except ValueError:
+        return False
+
+
+def _gif_complete(path, frames=16) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.seek(frames - 1)
+            im.load()
+        return True
+    except (OSError, EOFError, ValueError):
+        return False
 
 
 def dead_pid() -> int:
@@ -107,9 +128,9 @@ def kill_cases() -> list[Case]:
         killed = kill_when_partial_appears([sys.executable, "-m", "minivivit", "convert", src, out], ctx.dir,
                                            "converted.safetensors")
         assert killed, "the convert finished before it could be killed (make the checkpoint bigger)"
-        half = out.exists()
-        cli(ctx, "convert", src, out)  # the next run: must work, and must clean the stale partial
-        return {"out-existed-after-kill": half, "out-loads": True}
+        half = out.exists() and not _loads(out)  # (if the kill came after the rename, the file is complete)
+        cli(ctx, "convert", src, out, "--force")  # the next run: must work, and must clean the stale partial
+        return {"half-written-file-under-the-name": half, "next-run-works": _loads(out)}
 
     def kill_save(ctx):
         code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import files; "
@@ -117,9 +138,11 @@ def kill_cases() -> list[Case]:
                 f"num_hidden_layers=6); m.save({str(ctx.path('m.safetensors'))!r})")
         killed = kill_when_partial_appears([sys.executable, "-c", code], ctx.dir, "m.safetensors")
         assert killed, "the save finished before it could be killed"
-        half = ctx.path("m.safetensors").exists()
-        minivivit_file(ctx.path("m.safetensors"))  # the next save to that name
-        return {"out-existed-after-kill": half, "out-loads": True}
+        out = ctx.path("m.safetensors")
+        half = out.exists() and not _loads(out)
+        out.unlink(missing_ok=True)
+        minivivit_file(out)  # the next save to that name
+        return {"half-written-file-under-the-name": half, "next-run-works": _loads(out)}
 
     def kill_gif(ctx):
         video = gif(ctx.path("clip.gif"), n=16, h=64, w=64)
@@ -127,11 +150,11 @@ def kill_cases() -> list[Case]:
         killed = kill_when_partial_appears([sys.executable, "-m", "minivivit", "attention", video, "--out", out],
                                            ctx.dir, "a.gif")
         assert killed, "the attention command finished before it could be killed"
-        half = out.exists()
-        cli(ctx, "attention", video, "--out", out)
-        return {"out-existed-after-kill": half, "out-loads": True}
+        half = out.exists() and not _gif_complete(out)
+        cli(ctx, "attention", video, "--out", out, "--force")
+        return {"half-written-file-under-the-name": half, "next-run-works": _gif_complete(out)}
 
-    ok = equals({"out-existed-after-kill": False, "out-loads": True})
+    ok = equals({"half-written-file-under-the-name": False, "next-run-works": True})
     return [Case("paths/sigkill-during-convert-then-rerun", kill_convert, expect="ok", check=ok, timeout=120),
             Case("paths/sigkill-during-model-save-then-resave", kill_save, expect="ok", check=ok, timeout=120),
             Case("paths/sigkill-during-attention-gif-then-rerun", kill_gif, expect="ok", check=ok, timeout=120)]

@@ -246,6 +246,8 @@ def run_cases(cases: list[Case], jobs: int = 2, env: dict | None = None, progres
     env = dict(os.environ if env is None else env)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.setdefault("MPLBACKEND", "Agg")
+    for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[threads] = "1"  # small cases; and BLAS thread buffers would eat the RLIMIT_AS on a many-core machine
     by_id = {c.id: c for c in cases}
     shared = [c.id for c in cases if not c.isolated]
     queues = [shared[i::jobs] for i in range(jobs) if shared[i::jobs]] + [[c.id] for c in cases if c.isolated]
