@@ -50,6 +50,9 @@ def load(path=None, dtype=np.float32) -> Model:
     from .convert.hf import read_hf_checkpoint
     from .weights import load_file
 
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"load(dtype={np.dtype(dtype).name}): weights are loaded as floats (np.float16, np.float32 "
+                        f"or np.float64)")
     path = default_weights() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")

@@ -38,8 +38,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return modules[args.command].run(args) or 0
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError, NotImplementedError, RuntimeError) as e:
+    except (OSError, ValueError, TypeError, NotImplementedError, RuntimeError) as e:  # OSError: files, permissions
         print(f"minivivit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # an allocation no guard foresaw (the guards raise MemoryBudgetError, a ValueError)
+        print(f"minivivit {args.command}: error: out of memory ({e or 'MemoryError'}); try a smaller input",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"minivivit {args.command}: interrupted", file=sys.stderr)

@@ -7,13 +7,21 @@ Field names and defaults are those of HF `transformers.VivitConfig` for the chec
 The last five fields select the paper's other models (Arnab et al. 2021, Section 3.3), which HF does not
 implement; they are named after Scenic's config (scenic/projects/vivit) and default to HF's Model 1, so
 they are written to config.json only when they differ from these defaults (see minivivit/factorized/).
+Every field is validated by one rule in FIELD_RULES (types and ranges), then RELATIONS (fields together).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+from . import checks
+from .checks import FieldError
+from .fileio import read_json_file
+from .layers import ACTIVATIONS
+from .tokens import tubelet_grid
 
 ATTENTION_TYPES = {  # Scenic's attention_config.type -> the paper's model (Section 3.3)
     "spacetime": "Model 1: spatio-temporal attention",
@@ -23,6 +31,12 @@ ATTENTION_TYPES = {  # Scenic's attention_config.type -> the paper's model (Sect
 }
 VARIANT_DEFAULTS = {"attention_type": "spacetime", "classifier": "token", "temporal_num_layers": 4,
                     "attention_order": "time_space", "representation_size": None}
+MAX_TOKENS = 65536  # sequence length (CLS included) above which one attention map is 16 GiB per head and batch
+MAX_SIDE = 16384  # pixels per frame side, frames per clip
+
+
+class ConfigError(ValueError):
+    """A config field with a wrong type or value, or fields that do not fit together."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,6 @@ class ViViTConfig:
     num_labels: int = 400  # classifier outputs (Kinetics-400)
     id2label: dict[int, str] | None = field(default=None, compare=False)  # None -> LABEL_i
     label2id: dict[str, int] | None = field(default=None, compare=False)  # None -> inverse of id2label
-    # ---- the paper's Models 2-4 and Scenic's options (not in HF; defaults = HF's Model 1) -----------
     attention_type: str = "spacetime"  # Scenic attention_config.type: one of ATTENTION_TYPES (Models 1-4)
     classifier: str = "token"  # Scenic model.classifier: 'token' classifies the CLS token, 'gap' the token mean
     temporal_num_layers: int = 4  # Model 2: temporal encoder layers (num_hidden_layers = the spatial encoder's)
@@ -55,65 +68,25 @@ class ViViTConfig:
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
-        set_("tubelet_size", tuple(int(s) for s in self.tubelet_size))
-        if isinstance(self.image_size, (list, tuple)):
-            set_("image_size", tuple(int(s) for s in self.image_size))
+        try:
+            for f in fields(self):  # every field through its rule (FIELD_RULES below): types and ranges
+                set_(f.name, FIELD_RULES[f.name](f.name, getattr(self, f.name)))
+        except FieldError as e:
+            raise ConfigError(f"invalid ViViT config: {e}") from None
         if self.pooler_output_size is None:
             set_("pooler_output_size", self.hidden_size)
-        id2label = self.id2label
-        if id2label is None:
-            id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
-        id2label = {int(k): str(v) for k, v in id2label.items()}
-        set_("id2label", id2label)
+        if self.id2label is None:
+            set_("id2label", {i: f"LABEL_{i}" for i in range(self.num_labels)})
         if self.label2id is None:
-            set_("label2id", {v: k for k, v in id2label.items()})
+            set_("label2id", {v: k for k, v in self.id2label.items()})
         self.validate()
 
     def validate(self):
-        """Raise ValueError with a clear message if the numbers cannot describe a ViViT."""
-        if len(self.tubelet_size) != 3 or min(self.tubelet_size) < 1:
-            raise ValueError(f"tubelet_size must be 3 positive ints (frames, rows, cols); got {self.tubelet_size}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size={self.hidden_size} must be divisible by num_attention_heads="
-                f"{self.num_attention_heads} (head_dim = hidden_size / heads)"
-            )
-        h, w = self.image_hw
-        tt, ph, pw = self.tubelet_size
-        if self.num_frames < tt or h < ph or w < pw:
-            raise ValueError(
-                f"a clip of {self.num_frames}x{h}x{w} is smaller than one tubelet {self.tubelet_size}"
-            )
-        self._validate_variant()
-
-    def _validate_variant(self):
-        """The fields of Models 2-4: each combination Scenic does not build gets a message saying what to do."""
-        kind = self.attention_type
-        if kind not in ATTENTION_TYPES:
-            raise ValueError(f"attention_type must be one of {sorted(ATTENTION_TYPES)} (Models 1-4 of the paper); "
-                             f"got {kind!r}")
-        if self.classifier not in ("token", "gap"):
-            raise ValueError(f"classifier must be 'token' (classify the CLS token) or 'gap' (global average pooling "
-                             f"of the output tokens); got {self.classifier!r}")
-        if kind in ("factorized_self_attention_block", "factorized_dot_product_attention") and self.classifier != "gap":
-            raise ValueError(f"attention_type={kind!r} has no CLS token (the paper and Scenic use global average "
-                             f"pooling, to avoid reshaping a CLS token between space and time); pass classifier='gap'")
-        if kind == "factorized_dot_product_attention" and self.num_attention_heads % 2:
-            raise ValueError(f"attention_type='factorized_dot_product_attention' gives half of the heads to time and "
-                             f"half to space, so num_attention_heads must be even; got {self.num_attention_heads}")
-        if self.attention_order not in ("time_space", "space_time"):
-            raise ValueError(f"attention_order must be 'time_space' or 'space_time'; got {self.attention_order!r}")
-        if kind != "factorized_self_attention_block" and self.attention_order != VARIANT_DEFAULTS["attention_order"]:
-            raise ValueError(f"attention_order only applies to attention_type='factorized_self_attention_block' "
-                             f"(Model 3); this config has attention_type={kind!r}")
-        if not isinstance(self.temporal_num_layers, int) or self.temporal_num_layers < 1:
-            raise ValueError(f"temporal_num_layers must be a positive int; got {self.temporal_num_layers!r}")
-        if kind != "factorized_encoder" and self.temporal_num_layers != VARIANT_DEFAULTS["temporal_num_layers"]:
-            raise ValueError(f"temporal_num_layers only applies to attention_type='factorized_encoder' (Model 2); "
-                             f"this config has attention_type={kind!r}")
-        r = self.representation_size
-        if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 1):
-            raise ValueError(f"representation_size must be None (no pre-logits layer) or a positive int; got {r!r}")
+        """Raise ConfigError (a ValueError) if the fields, each valid, cannot describe a ViViT together."""
+        for relation in RELATIONS:
+            problem = relation(self)
+            if problem:
+                raise ConfigError(f"invalid ViViT config: {problem}")
 
     # ---- derived sizes -------------------------------------------------------------------
     @property
@@ -125,9 +98,7 @@ class ViViTConfig:
     @property
     def grid(self) -> tuple[int, int, int]:
         """(t, h, w): tubelets along time, rows and columns. ViViT-B: (16, 14, 14)."""
-        tt, ph, pw = self.tubelet_size
-        h, w = self.image_hw
-        return (self.num_frames // tt, h // ph, w // pw)
+        return tubelet_grid((self.num_frames, *self.image_hw), self.tubelet_size)
 
     @property
     def num_patches(self) -> int:
@@ -153,13 +124,16 @@ class ViViTConfig:
     @classmethod
     def from_hf_dict(cls, d: dict) -> ViViTConfig:
         """Build from an HF `config.json` dict; unknown HF keys (architectures, dtype, ...) are ignored."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a ViViT config must be a JSON object {{field: value}}; got a {type(d).__name__}")
         d = dict(d)
         if d.get("model_type", "vivit") != "vivit":
-            raise ValueError(f"config.json has model_type={d['model_type']!r}; expected 'vivit'")
+            raise ConfigError(f"model_type={d['model_type']!r}; expected 'vivit' (this is not a ViViT config)")
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
         if "num_labels" not in kwargs:  # as HF's PretrainedConfig: len(id2label), else 2
-            kwargs["num_labels"] = len(kwargs["id2label"]) if kwargs.get("id2label") else 2
+            labels = kwargs.get("id2label")
+            kwargs["num_labels"] = len(labels) if isinstance(labels, dict) and labels else 2
         return cls(**kwargs)
 
     def to_hf_dict(self) -> dict:
@@ -180,8 +154,12 @@ class ViViTConfig:
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> ViViTConfig:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_hf_dict(json.load(f))
+        """Read an HF config.json; every error names the file (and the line / column of broken JSON)."""
+        d = read_json_file(path, "a ViViT config.json")
+        try:
+            return cls.from_hf_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_hf_dict(), indent=2, sort_keys=True)
@@ -191,3 +169,90 @@ class ViViTConfig:
         if "num_labels" in changes and "id2label" not in changes:
             changes.update(id2label=None, label2id=None)
         return replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: one rule per field (types and ranges), then the relations between fields.
+# A new field is one entry in FIELD_RULES (tests/core/test_config_validation.py checks that every field has one).
+# ---------------------------------------------------------------------------------------------
+
+FIELD_RULES = {
+    "image_size": checks.int_or_pair(1, MAX_SIDE),
+    "num_frames": checks.integer(1, MAX_SIDE),
+    "tubelet_size": checks.int_tuple(3, 1, MAX_SIDE, "[frames, rows, cols]"),
+    "num_channels": checks.integer(1, 1024),
+    "hidden_size": checks.integer(1, 65536),
+    "num_hidden_layers": checks.integer(1, 1024),
+    "num_attention_heads": checks.integer(1, 1024),
+    "intermediate_size": checks.integer(1, 262144),
+    "hidden_act": checks.choice(ACTIVATIONS),
+    "hidden_dropout_prob": checks.number(0, 1),
+    "attention_probs_dropout_prob": checks.number(0, 1),
+    "initializer_range": checks.number(0, math.inf, hi_open=True),
+    "layer_norm_eps": checks.number(0, 1, lo_open=True),
+    "qkv_bias": checks.boolean(),
+    "pooler_output_size": checks.optional(checks.integer(1, 65536)),
+    "pooler_act": checks.choice(ACTIVATIONS),
+    "num_labels": checks.integer(1, 1_000_000),
+    "id2label": checks.optional(checks.label_names()),
+    "label2id": checks.optional(checks.label_ids()),
+    "attention_type": checks.choice(ATTENTION_TYPES),
+    "classifier": checks.choice(("token", "gap")),
+    "temporal_num_layers": checks.integer(1, 1024),
+    "attention_order": checks.choice(("time_space", "space_time")),
+    "representation_size": checks.optional(checks.integer(1, 65536)),
+}
+
+
+def _heads_divide_width(c: ViViTConfig):
+    if c.hidden_size % c.num_attention_heads:
+        return (f"hidden_size={c.hidden_size} must be divisible by num_attention_heads={c.num_attention_heads} "
+                f"(head_dim = hidden_size / num_attention_heads)")
+
+
+def _tubelet_fits_clip(c: ViViTConfig):
+    (h, w), (tt, ph, pw) = c.image_hw, c.tubelet_size
+    if c.num_frames < tt or h < ph or w < pw:
+        return (f"a clip of num_frames={c.num_frames} x image_size {h}x{w} is smaller than one tubelet "
+                f"tubelet_size={list(c.tubelet_size)} (frames, rows, cols)")
+
+
+def _tokens_fit(c: ViViTConfig):
+    (h, w), (tt, ph, pw) = c.image_hw, c.tubelet_size
+    grid = (c.num_frames // tt, h // ph, w // pw)  # tokens.tubelet_grid, without its remainder warning
+    n = 1 + grid[0] * grid[1] * grid[2]
+    if n > MAX_TOKENS:
+        return (f"{n} tokens (1 + {grid[0]}*{grid[1]}*{grid[2]} tubelets of {list(c.tubelet_size)} from "
+                f"{c.num_frames}x{h}x{w}) is above the limit of {MAX_TOKENS}: one attention map would need "
+                f"{n * n * 4 / 2**30:.0f} GiB per head and clip. Use a larger tubelet_size or a smaller clip")
+
+
+def _labels_fit(c: ViViTConfig):
+    if set(c.id2label) != set(range(c.num_labels)):
+        keys = sorted(c.id2label)
+        shown = keys if len(keys) <= 6 else keys[:3] + ["..."] + keys[-2:]
+        return (f"id2label has {len(keys)} label(s) with keys {shown} but num_labels={c.num_labels}; they must "
+                f"agree (keys 0..num_labels-1)")
+    outside = [k for k, v in c.label2id.items() if not 0 <= v < c.num_labels]
+    if outside:
+        return f"label2id maps {outside[0]!r} to {c.label2id[outside[0]]}, outside 0..num_labels-1 = 0..{c.num_labels - 1}"
+
+
+def _variant_fits(c: ViViTConfig):
+    """The fields of Models 2-4: each combination Scenic does not build, with what to do."""
+    kind = c.attention_type
+    if kind in ("factorized_self_attention_block", "factorized_dot_product_attention") and c.classifier != "gap":
+        return (f"attention_type={kind!r} has no CLS token (the paper and Scenic use global average pooling, to "
+                f"avoid reshaping a CLS token between space and time); pass classifier='gap'")
+    if kind == "factorized_dot_product_attention" and c.num_attention_heads % 2:
+        return (f"attention_type='factorized_dot_product_attention' gives half of the heads to time and half to "
+                f"space, so num_attention_heads must be even; got {c.num_attention_heads}")
+    if kind != "factorized_self_attention_block" and c.attention_order != VARIANT_DEFAULTS["attention_order"]:
+        return (f"attention_order only applies to attention_type='factorized_self_attention_block' (Model 3); "
+                f"this config has attention_type={kind!r}")
+    if kind != "factorized_encoder" and c.temporal_num_layers != VARIANT_DEFAULTS["temporal_num_layers"]:
+        return (f"temporal_num_layers only applies to attention_type='factorized_encoder' (Model 2); this config "
+                f"has attention_type={kind!r}")
+
+
+RELATIONS = [_heads_divide_width, _tubelet_fits_clip, _tokens_fit, _labels_fit, _variant_fits]

@@ -4,22 +4,90 @@ safetensors files with errors that name the file (the one place that opens them)
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
+
+JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+              bool: "a boolean", type(None): "null"}
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}  # writes that ran out of room
+MAX_JSON_BYTES = 256 * 2**20  # a config or index file is kilobytes; refuse to parse anything above 256 MiB
+
+
+def check_output(path, overwrite: bool = False) -> Path:
+    """Everything that would make writing `path` fail or harm a user file, checked before any work is done.
+
+    Refuses: a directory (even with overwrite), an existing file unless overwrite, a path under a file, a folder we
+    cannot write into. Folders that do not exist yet are fine (atomic_output creates them)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; the output must be a file path (e.g. {path / 'out'}), "
+                                f"and --force (overwrite=True) never replaces a directory")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --force (overwrite=True) to replace it")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the folder that exists, where the missing ones will be created
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path}: no permission to create files in {parent} (a read-only "
+                              f"folder?); choose another output path")
+    return path
+
+
+def partial_pattern(path: Path) -> re.Pattern:
+    """The names of atomic_output's temporary files for `path`: NAME.<pid>.<8 random>.partial, and the hidden
+    .NAME.<8 random>.partial that minivivit 0.1 used (no pid)."""
+    name = re.escape(path.name)
+    return re.compile(rf"^(?:{name}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}|\.{name}\.[a-z0-9_]{{8}})\.partial$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale_partials(path) -> list[Path]:
+    """Delete the temporary files that an interrupted write to `path` left (their writer process is gone); files
+    of a live writer, and anything not named like ours, are left alone. Returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern, removed = partial_pattern(path), []
+    for p in path.parent.iterdir():
+        m = pattern.match(p.name)
+        if m and p.is_file() and not (m.group("pid") and _alive(int(m.group("pid")))):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_output(path, overwrite: bool = False):
     """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
 
-    Refuses (FileExistsError) when `path` exists and overwrite is False, before any work is done.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --force (overwrite=True) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    Refuses (check_output) before any work is done: an existing file unless overwrite, a directory, a folder that
+    cannot be written. The temporary file is visible, NAME.<pid>.<random>.partial; if the process is killed it stays
+    behind, and the next write to the same path removes it (clean_stale_partials)."""
+    path = check_output(path, overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_partials(path)
+        fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent)
+    except PermissionError as e:
+        raise PermissionError(f"cannot write {path}: {e.strerror} ({e.filename}); choose another output path") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -27,6 +95,11 @@ def atomic_output(path, overwrite: bool = False):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:  # the disk (or quota, or the file size limit) ran out while writing
+            raise OSError(e.errno, f"could not write {path}: {e.strerror} (is the disk full?); nothing was left "
+                                   f"behind") from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -54,13 +127,127 @@ def safetensors_metadata(path) -> dict:
         return dict(f.metadata() or {})
 
 
+SAFETENSORS_FLOATS = ("F16", "BF16", "F32", "F64")  # what minivivit reads as weights (BF16 upcast to float32)
+
+
 def read_safetensors(path, progress: bool = False) -> tuple[dict, dict]:
     """(tensors {name: array}, metadata) of a safetensors file; a progress bar when asked for and the file
-    is big enough to wait for (> 50 MB)."""
+    is big enough to wait for (> 50 MB).
+
+    bfloat16 tensors (what save_pretrained writes for bf16 models; NumPy has no bfloat16) are upcast to float32,
+    exactly, with a warning that says so; float8 and other dtypes NumPy cannot hold are refused by name."""
     with open_safetensors(path) as f:
         keys = list(f.keys())
+        dtypes = {k: f.get_slice(k).get_dtype() for k in keys}
+        odd = {k: d for k, d in dtypes.items() if d != "BF16" and d not in _NUMPY_SAFETENSORS}
+        if odd:
+            k, d = next(iter(odd.items()))
+            raise ValueError(f"{path}: tensor {k!r} has dtype {d}" + (" (float8)" if d.startswith("F8") else "")
+                             + f", which minivivit does not read ({len(odd)} such tensor(s)); it reads "
+                             f"{', '.join(SAFETENSORS_FLOATS)}. Save the checkpoint in float32 first (with torch: "
+                             f"model.float().save_pretrained(dir)).")
         if progress and Path(path).stat().st_size > 50e6:
             from tqdm.auto import tqdm
 
             keys = tqdm(keys, desc=f"reading {Path(path).name}", unit="tensor")
-        return {k: f.get_tensor(k) for k in keys}, dict(f.metadata() or {})
+        tensors = {k: (_read_bfloat16(path, k) if dtypes[k] == "BF16" else f.get_tensor(k)) for k in keys}
+        metadata = dict(f.metadata() or {})
+    bf16 = [k for k, d in dtypes.items() if d == "BF16"]
+    if bf16:
+        import warnings
+
+        warnings.warn(f"{path}: {len(bf16)} bfloat16 tensor(s) upcast to float32 (exact: every bfloat16 value is a "
+                      f"float32 value)", stacklevel=2)
+    return tensors, metadata
+
+
+_NUMPY_SAFETENSORS = ("BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64")
+
+
+def _read_bfloat16(path, name: str):
+    """One BF16 tensor of a safetensors file -> float32 (the 16 bits are the top half of a float32)."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        entry = json.loads(f.read(n))[name]  # the header safe_open has already validated
+        begin, end = entry["data_offsets"]
+        f.seek(8 + n + begin)
+        raw = np.frombuffer(f.read(end - begin), dtype="<u2")
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON (config.json, preprocessor_config.json, shard indexes, metadata): errors that name the file
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_json(text: str, source, what: str = "JSON", expect: type | None = dict):
+    """json.loads(text) with errors that name `source` and say where the JSON breaks; `expect` its top-level type."""
+    if not text.strip():
+        raise ValueError(f"{source} is empty; expected {what}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{source} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}; expected "
+                         f"{what}") from None
+    except RecursionError:
+        raise ValueError(f"{source}: the JSON is nested too deeply to be {what}") from None
+    if expect is not None and not isinstance(value, expect):
+        raise ValueError(f"{source} must hold {JSON_NAMES.get(expect, expect.__name__)} ({what}); it holds "
+                         f"{JSON_NAMES.get(type(value), type(value).__name__)}")
+    return value
+
+
+def read_json_file(path, what: str = "JSON", expect: type | None = dict):
+    """Read and parse a JSON file (UTF-8); every error names the file (and the line and column of broken JSON)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path} (expected {what})")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; expected {what}")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"{path} is {path.stat().st_size / 2**20:.0f} MiB, far too large for {what}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); expected {what}") from None
+    return parse_json(text, path, what, expect)
+
+
+# ---------------------------------------------------------------------------------------------
+# .npy: the header is checked against the file and the memory limit before the array is read
+# ---------------------------------------------------------------------------------------------
+
+
+def read_npy(path):
+    """np.load for an .npy file, without pickles, refusing a header that claims more data than the file holds or
+    more memory than the limit (minivivit.memory) before anything is allocated."""
+    import numpy as np
+
+    from .memory import guard
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f, max_header_size=10000)
+            data_start = f.tell()
+    except (ValueError, OSError, SyntaxError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable .npy file ({e})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{path} holds Python objects (a pickle, dtype {dtype}); minivivit reads only plain arrays")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    held = path.stat().st_size - data_start
+    if nbytes > held:
+        raise ValueError(f"{path}: its header claims an array of shape {shape} ({dtype}, {nbytes} bytes) but the "
+                         f"file holds {held} bytes of data; it is truncated or its header lies")
+    guard(nbytes, f"reading {path} (shape {shape}, {dtype})", ["a shorter clip: save fewer frames"])
+    return np.load(path, allow_pickle=False)

@@ -61,8 +61,18 @@ from .blocks import (  # noqa: F401 (attention_sublayer, self_attention, wants .
     wants,
 )
 from .config import ViViTConfig
-from .inputs import attention_layer_set, attention_request, check_head_mask, check_pixel_values
+from .inputs import (
+    attention_layer_set,
+    attention_request,
+    attention_storage_dtype,
+    cast_pixel_values,
+    check_forward_memory,
+    check_head_mask,
+    check_outputs,
+    check_pixel_values,
+)
 from .kernels import get_backend
+from .weights import check_params, flatten_params
 
 
 def trace_names(num_layers: int, head: bool = True, pooler: bool = False) -> list[str]:
@@ -93,6 +103,7 @@ def vivit_forward(
 ) -> ViViTOutput:
     """Run ViViT on pixel_values [B, T, C, H, W]. See Model.__call__ for the arguments."""
     ops = get_backend(backend)
+    check_params(flatten_params(params), config, source="params")  # every key and shape (params of another config?)
     if not config.is_hf_model:  # Models 2-4, classifier='gap', representation_size: minivivit/factorized/
         if interpolate_pos_encoding:
             raise ValueError(f"interpolate_pos_encoding is implemented for HF's Model 1 only; resample the clip to "
@@ -101,10 +112,14 @@ def vivit_forward(
                                   attention_layers=attention_layers, attention_dtype=attention_dtype,
                                   head_mask=head_mask, output_hidden_states=output_hidden_states, tap=tap)
     dtype = params["embed"]["pos"].dtype
-    x = check_pixel_values(pixel_values, config, interpolate_pos_encoding, dtype)
-    head_mask = check_head_mask(head_mask, config, dtype)  # [L, nh] or None
     request = attention_request(output_attentions)  # None | "full" | "cls"
     keep = attention_layer_set(attention_layers, config.num_hidden_layers)
+    attention_dtype = attention_storage_dtype(attention_dtype)  # None or a float dtype
+    head_mask = check_head_mask(head_mask, config, dtype)  # [L, nh] or None
+    x = check_pixel_values(pixel_values, config, interpolate_pos_encoding)
+    check_forward_memory(x.shape, config, dtype.itemsize, backend, request, len(keep) if request else 0,
+                         attention_dtype.itemsize if attention_dtype else None, output_hidden_states)
+    x = cast_pixel_values(x, dtype)  # [B, T, C, H, W]
     tap = tap or NO_TAP
 
     e = params["embed"]
@@ -166,15 +181,19 @@ class Model:
         output_attentions: False; True / "full" for [B, nh, N, N] maps; "cls" for the CLS rows [B, nh, N].
         attention_layers: which layers to keep maps for (others are None); None keeps all.
         attention_dtype: e.g. np.float16 to halve the memory of stored maps.
+        Raises NonFiniteOutputError if the outputs hold NaN / inf (something overflowed inside), and
+        minivivit.memory.MemoryBudgetError if the pass would need more memory than the limit (see docs/guarantees.md).
         head_mask: [nh] or [L, nh]; multiplies each head's attention probabilities (0 switches a head off).
         interpolate_pos_encoding: resize the (t, h, w) position grid to a clip of another size.
         """
-        return vivit_forward(
+        output = vivit_forward(
             self.params, self.config, pixel_values, backend=backend, output_attentions=output_attentions,
             attention_layers=attention_layers, attention_dtype=attention_dtype,
             output_hidden_states=output_hidden_states, head_mask=head_mask,
             interpolate_pos_encoding=interpolate_pos_encoding,
         )
+        check_outputs(output)  # NaN / inf from finite inputs: say so rather than return it (debug.trace shows where)
+        return output
 
     @property
     def dtype(self):
@@ -199,9 +218,16 @@ class Model:
         return trace_names(self.config.num_hidden_layers, head=self.has_head, pooler=self.has_pooler)
 
     def to(self, dtype) -> Model:
-        """A copy with every parameter cast to dtype (np.float64 for rounding-free teaching runs)."""
+        """A copy with every parameter cast to dtype (np.float64 for rounding-free teaching runs); float dtypes only."""
         from .weights import map_params
 
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"Model.to({dtype!r}): not a dtype; use np.float16, np.float32 or np.float64") from None
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"Model.to({dtype.name}): the weights must stay floating point (np.float16, np.float32 "
+                            f"or np.float64)")
         return Model(map_params(lambda a: a.astype(dtype), self.params), self.config)
 
     def num_params(self) -> int:

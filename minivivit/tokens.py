@@ -16,6 +16,7 @@ tubelets, and token k >= 1 is tubelet j = k - 1 with t = j // (h*w), y = (j % (h
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +24,32 @@ import numpy as np
 from .position import linear_matrix
 
 
+class TubeletRemainderWarning(UserWarning):
+    """Frames or pixels of a clip do not fill a whole tubelet and are dropped (as HF's strided Conv3d drops them)."""
+
+
+_WARNED_REMAINDERS: set = set()  # (clip, tubelet) pairs already warned about: once per process each
+
+
 def tubelet_grid(clip_thw, tubelet) -> tuple[int, int, int]:
     """(T, H, W) pixels of a clip and a tubelet (tt, ph, pw) -> the grid (t, h, w) = (T // tt, H // ph, W // pw).
 
-    Frames and pixels that do not fill a whole tubelet are dropped, exactly as HF's strided Conv3d drops them."""
-    (T, H, W), (tt, ph, pw) = clip_thw, tubelet
-    return (int(T) // int(tt), int(H) // int(ph), int(W) // int(pw))
+    Frames and pixels that do not fill a whole tubelet are dropped, exactly as HF's strided Conv3d drops them;
+    a TubeletRemainderWarning says how many, once per clip size and tubelet."""
+    (T, H, W), (tt, ph, pw) = (int(v) for v in clip_thw), (int(v) for v in tubelet)
+    grid = (T // tt, H // ph, W // pw)
+    left = (T - grid[0] * tt, H - grid[1] * ph, W - grid[2] * pw)  # frames, rows, columns dropped
+    if any(left) and ((T, H, W), (tt, ph, pw)) not in _WARNED_REMAINDERS:
+        _WARNED_REMAINDERS.add(((T, H, W), (tt, ph, pw)))
+        parts = [f"{n} {unit}{'s' if n > 1 else ''}" for n, unit in zip(left, ("frame", "pixel row", "pixel column"))
+                 if n]
+        verb = "is" if len(parts) == 1 and sum(left) == 1 else "are"
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        warnings.warn(f"a clip of {T} frames of {H}x{W} with tubelets {(tt, ph, pw)} (frames, rows, cols) uses "
+                      f"{grid[0] * tt} frames of {grid[1] * ph}x{grid[2] * pw}: the last {listed} "
+                      f"{verb} dropped, as HF's Conv3d drops them. Resample or crop the clip to a multiple of the "
+                      f"tubelet to use every pixel.", TubeletRemainderWarning, stacklevel=2)
+    return grid
 
 
 def clip_thw(pixel_shape) -> tuple[int, int, int]:

@@ -23,14 +23,19 @@ every shape checked, unknown keys reported by name.
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .config import ViViTConfig
-from .fileio import atomic_output, read_safetensors, safetensors_metadata
+from .fileio import atomic_output, parse_json, read_safetensors, safetensors_metadata
+from .memory import guard
 
 FORMAT_KEY = "minivivit_config"
+SUFFIX = ".safetensors"  # the only suffix minivivit.load recognises as its own format
+NONFINITE_ENV = "MINIVIVIT_ALLOW_NONFINITE_WEIGHTS"  # =1: load NaN / inf weights with a warning (for debugging)
 
 
 def flatten_params(params, prefix="") -> dict[str, np.ndarray]:
@@ -125,19 +130,63 @@ def check_params(flat: dict[str, np.ndarray], config: ViViTConfig, source: str =
         raise ValueError(f"{source} do not fit the config ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
 
 
+def check_tensors(flat: dict[str, np.ndarray], source: str = "weights") -> None:
+    """The values rule of every loader (and of save): weights are floating point and finite.
+
+    Integer / bool tensors are refused (a quantized checkpoint or a buffer, not ViViT weights; casting them would
+    change their meaning silently). NaN / inf are refused with the tensor's name, unless
+    $MINIVIVIT_ALLOW_NONFINITE_WEIGHTS=1, which loads them with a warning (to debug a broken checkpoint)."""
+    not_float = [(k, a.dtype) for k, a in flat.items() if not np.issubdtype(np.asarray(a).dtype, np.floating)]
+    if not_float:
+        shown = ", ".join(f"{k!r} ({d})" for k, d in not_float[:4]) + (" ..." if len(not_float) > 4 else "")
+        raise ValueError(f"{source}: {len(not_float)} tensor(s) are not floating point: {shown}. ViViT's weights are "
+                         f"float16 / bfloat16 / float32 / float64; an integer or bool tensor is a quantized "
+                         f"checkpoint or a buffer, and minivivit does not guess how to cast it.")
+    bad = []
+    for k, a in flat.items():
+        finite = np.isfinite(a)
+        if not finite.all():
+            nan = int(np.isnan(a).sum())
+            bad.append(f"{k!r} ({nan} NaN, {int((~finite).sum()) - nan} inf of {a.size})")
+    if bad:
+        message = (f"{source}: {len(bad)} tensor(s) hold NaN or inf: {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}"
+                   f". The model would output NaN.")
+        if os.environ.get(NONFINITE_ENV) == "1":
+            warnings.warn(message + f" Loaded anyway because {NONFINITE_ENV}=1.", stacklevel=3)
+        else:
+            raise ValueError(message + f" To load it anyway (to debug the checkpoint), set {NONFINITE_ENV}=1.")
+
+
+def check_suffix(path) -> Path:
+    """minivivit files end in .safetensors (that is how minivivit.load recognises them); refuse anything else."""
+    path = Path(path)
+    if not path.name:
+        raise ValueError(f"the output path {str(path)!r} names no file; give a file name ending in {SUFFIX}")
+    if path.suffix != SUFFIX:
+        raise ValueError(f"{path.name}: a minivivit weights file must end in {SUFFIX} (minivivit.load reads only "
+                         f"that name as its own format); use e.g. {path.with_suffix(SUFFIX).name}")
+    return path
+
+
 def save(path, params: dict, config: ViViTConfig, overwrite: bool = False,
          preprocessor_config: dict | None = None) -> Path:
     """Write params + config (and HF's preprocessor_config.json, if given) to a minivivit .safetensors file,
-    atomically."""
+    atomically. Refuses another suffix, an existing file unless overwrite, and weights it would refuse to load."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
+    check_suffix(path)
     flat = {k: np.ascontiguousarray(v) for k, v in flatten_params(params).items()}
     check_params(flat, config, source="params to save")
+    check_tensors(flat, source="params to save")
     with atomic_output(path, overwrite=overwrite) as tmp:
         metadata = {FORMAT_KEY: config.to_json_string(), "format": "np"}
         if preprocessor_config is not None:
             metadata["preprocessor_config"] = json.dumps(preprocessor_config, sort_keys=True)
-        save_file(flat, str(tmp), metadata=metadata)
+        try:
+            save_file(flat, str(tmp), metadata=metadata)
+        except SafetensorError as e:  # an I/O error inside safetensors (disk full, file too large)
+            raise OSError(f"could not write {path}: {e} (is the disk full?); nothing was left behind") from None
     return Path(path)
 
 
@@ -152,8 +201,12 @@ def load_file(path, dtype=np.float32) -> tuple[dict, ViViTConfig]:
             f"If it is an HF checkpoint, convert it: minivivit convert DIR_OR_FILE out.safetensors"
         )
     flat, meta = read_safetensors(path)
-    config = ViViTConfig.from_hf_dict(json.loads(meta[FORMAT_KEY]))
+    try:
+        config = ViViTConfig.from_hf_dict(parse_json(meta[FORMAT_KEY], f"the {FORMAT_KEY} metadata", "a ViViT config"))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     check_params(flat, config, source=str(path))
+    check_tensors(flat, source=str(path))
     flat = {k: v.astype(dtype, copy=False) for k, v in flat.items()}
     return unflatten_params(flat), config
 
@@ -168,8 +221,13 @@ def init_params(config: ViViTConfig, seed: int = 0, head: bool = True, pooler: b
     """
     rng = np.random.default_rng(seed)
     scale = config.hidden_size ** -0.5 if scale is None else scale
+    shapes = expected_shapes(config, head=head, pooler=pooler)
+    n = sum(int(np.prod(s)) for s in shapes.values())
+    largest = max(int(np.prod(s)) for s in shapes.values())  # its float64 draw is the biggest temporary
+    guard(n * np.dtype(dtype).itemsize + 8 * largest, f"random weights for this config ({n / 1e6:.1f}M parameters, "
+          f"{np.dtype(dtype).name})", ["a smaller config (hidden_size, intermediate_size, num_hidden_layers)"])
     flat = {}
-    for key, shape in expected_shapes(config, head=head, pooler=pooler).items():
+    for key, shape in shapes.items():
         noise = rng.standard_normal(shape) * scale
         flat[key] = (1.0 + noise if key.endswith(".g") else noise).astype(dtype)
     return unflatten_params(flat)

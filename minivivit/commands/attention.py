@@ -70,23 +70,37 @@ def run(args) -> int:
     import minivivit
     from minivivit import explain
     from minivivit.explain import viz
-    from minivivit.fileio import atomic_output
+    from minivivit.explain.rollout import check_options
+    from minivivit.fileio import atomic_output, check_output
+    from minivivit.inputs import layer_index
     from minivivit.video import load_frames
     from minivivit.video.preprocess import preprocess_for, processor_config_for_weights
 
     out = Path(args.out)
     if out.suffix.lower() not in (".gif", ".png", ".svg", ".pdf"):
         raise ValueError(f"--out must end in .gif (animation) or .png / .svg / .pdf (figure); got {out.name!r}")
-    for target in (out, args.save_map):
-        if target and Path(target).exists() and not args.force:
-            raise FileExistsError(f"{target} already exists; pass --force to replace it")
+    if args.save_map:
+        if Path(args.save_map).suffix.lower() != ".npy":
+            raise ValueError(f"--save-map {args.save_map}: the map is saved with np.save; give it a .npy name")
+        if Path(args.save_map).resolve() == out.resolve():
+            raise ValueError(f"--save-map and --out are both {out}; give them different names")
+    for target in (out, args.save_map):  # every output checked before any work (exists, directory, permissions)
+        if target:
+            check_output(target, args.force)
+    if out.suffix.lower() == ".gif":
+        viz.check_fps(args.fps)
     head = _parse_head(args.head)
     weights = weights_path(args.weights)
     model = minivivit.load(weights)
     config, L = model.config, model.config.num_hidden_layers
-    if not -L <= args.layer < L:
-        raise ValueError(f"--layer {args.layer} does not exist; the model has layers 0..{L - 1} (or -1 for the last)")
-    layer = args.layer % L
+    layer = layer_index(args.layer, L, "--layer")
+    start = layer_index(args.start_layer, L, "--start-layer")
+    if args.method == "rollout" and start > layer:
+        raise ValueError(f"--start-layer {args.start_layer} comes after --layer {args.layer}")
+    try:
+        check_options(head, args.alpha, args.discard, config.num_attention_heads)
+    except ValueError as e:
+        raise ValueError(f"{e} (--head / --alpha / --discard)") from None
 
     frames = load_frames(args.video, config.num_frames)  # [T0, H0, W0, 3]
     proc = processor_config_for_weights(weights)
@@ -99,9 +113,6 @@ def run(args) -> int:
         v = explain.fuse_heads(cap.attentions[layer][0], head, axis=-2)  # [nh, N] -> [N]
         logits, what = cap.output.logits, f"CLS attention, layer {layer}, head {head}"
     else:
-        start = args.start_layer % L
-        if start > layer:
-            raise ValueError(f"--start-layer {args.start_layer} comes after --layer {args.layer}")
         v, _, output = explain.cls_rollout(model, x, head_fusion=head, alpha=args.alpha, discard_ratio=args.discard,
                                            start_layer=start, end_layer=layer, backend=args.backend)
         v, logits = v[0], output.logits  # [N]

@@ -44,10 +44,34 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
+def check_args(args) -> None:
+    """Refuse impossible benchmark settings before anything is built (the model config through ViViTConfig's rules)."""
+    import math
+
+    from minivivit.bench.harness import vivit_b
+    from minivivit.config import ViViTConfig
+
+    cfg = vivit_b(num_hidden_layers=args.layers, num_frames=args.frames, image_size=args.image_size)
+    try:
+        ViViTConfig.from_hf_dict(cfg)
+    except ValueError as e:
+        raise ValueError(f"--layers {args.layers} / --frames {args.frames} / --image-size {args.image_size} do not make "
+                         f"a ViViT: {e}") from None
+    if not (math.isfinite(args.peak_seconds) and 0 <= args.peak_seconds <= 600):
+        raise ValueError(f"--peak-seconds must be a number of seconds in [0, 600]; got {args.peak_seconds}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer; got {args.seed}")
+    if args.repeats < 1:
+        raise ValueError("--repeats must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError("--threads must be at least 1")
+
+
 def run(args) -> int:
     from minivivit.bench.harness import format_table
     from minivivit.bench.harness import run as run_benchmark
 
+    check_args(args)
     report = run_benchmark(args)
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0

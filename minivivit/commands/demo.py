@@ -68,8 +68,9 @@ def run(args) -> int:
         out = Path(args.out)
         if out.suffix.lower() != ".gif":
             raise ValueError(f"--out must end in .gif; got {out.name!r}")
-        if out.exists() and not args.force:
-            raise FileExistsError(f"{out} already exists; pass --force to replace it, or choose another --out")
+        from minivivit.fileio import check_output
+
+        check_output(out, args.force)  # an existing file (without --force), a directory, an unwritable folder
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer; got {args.seed}")
     if args.top_k < 1:

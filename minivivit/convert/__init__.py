@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..weights import save
-from .hf import read_hf_checkpoint
+from ..fileio import check_output
+from ..weights import check_suffix, save
+from .hf import checkpoint_files, read_hf_checkpoint
 
 
 def convert(src, out, config=None, force: bool = False, variant=None, attention_order=None, num_frames=None,
@@ -19,16 +19,20 @@ def convert(src, out, config=None, force: bool = False, variant=None, attention_
     needed), or `config` gives a whole config.json instead.
 
     HF's preprocessor_config.json, when it sits beside the weights, travels into the file's metadata so
-    that `minivivit classify` preprocesses exactly as the checkpoint expects. Refuses to overwrite `out` unless force; writes atomically, so a failure leaves no partial file.
+    that `minivivit classify` preprocesses exactly as the checkpoint expects (it is validated here).
+    Refuses, before reading anything: an `out` that does not end in .safetensors, an existing `out` unless force,
+    a directory, an unwritable folder, and an `out` that is one of the files being converted. Writes atomically,
+    so a failure leaves no partial file.
     """
-    out = Path(out)
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to replace it")
+    out = check_output(check_suffix(out), force)
     scenic_file = _scenic_checkpoint(Path(src))
     if scenic_file is not None:
         from ..config import ViViTConfig
         from .scenic import read_params, read_scenic_checkpoint, scenic_to_params
 
+        if out.exists() and out.samefile(scenic_file):
+            raise ValueError(f"{out} is the checkpoint being converted; write the converted file somewhere else "
+                             f"(overwriting the source would destroy it)")
         if config is not None:
             cfg = ViViTConfig.from_json_file(config)
             params = scenic_to_params(read_params(scenic_file)[0], cfg, source=str(scenic_file))
@@ -39,13 +43,19 @@ def convert(src, out, config=None, force: bool = False, variant=None, attention_
     if any(v is not None for v in (variant, attention_order, num_frames, image_size)):
         raise ValueError(f"{src} is not a Scenic (Flax msgpack) checkpoint; variant, attention_order, num_frames and "
                          f"image_size only apply to those (an HF checkpoint's config.json says all of it)")
+    if out.exists():
+        for f in checkpoint_files(src, config):
+            if f.exists() and f.samefile(out):
+                raise ValueError(f"{out} is {f.name} of the checkpoint being converted; write the converted file "
+                                 f"somewhere else (overwriting the source would destroy it)")
     params, cfg = read_hf_checkpoint(src, config_path=config)
     folder = Path(src) if Path(src).is_dir() else Path(src).parent
     pp = folder / "preprocessor_config.json"
-    try:
-        preprocessor_config = json.loads(pp.read_text()) if pp.is_file() else None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{pp} is not valid JSON ({e}); fix or remove it") from e
+    preprocessor_config = None
+    if pp.is_file():
+        from ..video.preprocess import load_processor_config
+
+        preprocessor_config = load_processor_config(pp)  # validated: refuse now what classify would refuse later
     return save(out, params, cfg, overwrite=force, preprocessor_config=preprocessor_config)
 
 

@@ -12,7 +12,6 @@ through an allow-list unpickler), sharded pytorch_model.bin.index.json.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from .. import fileio
 from ..config import ViViTConfig
-from ..weights import expected_shapes, unflatten_params
+from ..weights import check_tensors, expected_shapes, unflatten_params
 
 # HF name (after the optional "vivit." prefix; N = block index) -> minivivit flat name.
 # Each is "linear" (weight [out, in] -> w [in, out]), "vector", or one of the embedding transforms.
@@ -90,6 +89,7 @@ def hf_shape(our_key: str, our_shape: tuple, config: ViViTConfig) -> tuple:
 
 def hf_state_to_params(state: dict[str, np.ndarray], config: ViViTConfig, dtype=np.float32, source="checkpoint") -> dict:
     """Map an HF state dict to minivivit's nested params; strict, one error listing every problem."""
+    check_tensors(state, source)  # floating point and finite, named by their HF names
     flat, origin, problems = {}, {}, []
     for key, array in state.items():
         ours = hf_key_to_ours(key)
@@ -144,21 +144,59 @@ def read_weights_file(path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such weights file: {path}")
-    if path.name.endswith(".index.json"):  # sharded: {"weight_map": {name: shard file}}
-        try:
-            shard_names = sorted(set(json.loads(path.read_text())["weight_map"].values()))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{path} is not a shard index: expected JSON with a \"weight_map\" of "
-                             f"{{tensor name: shard file}} ({type(e).__name__}: {e})") from e
-        state = {}
-        for shard in shard_names:
-            state.update(read_weights_file(path.parent / shard))
-        return state
+    if path.name.endswith(".index.json"):
+        return read_sharded(path)
     if path.suffix == ".safetensors":
         return read_safetensors(path)
     if path.suffix in (".bin", ".pt", ".pth"):
         return load_torch_state_dict(path)
     raise ValueError(f"{path}: unknown weights format; expected .safetensors, .bin or *.index.json")
+
+
+SHARD_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def read_sharded(index_path: Path) -> dict[str, np.ndarray]:
+    """A sharded checkpoint: {"weight_map": {tensor name: shard file}} -> state dict. The weight_map decides: each
+    tensor is taken from the shard it names; a copy in another shard is ignored if equal and an error if not."""
+    index = fileio.read_json_file(index_path, 'a shard index {"weight_map": {tensor name: shard file}}')
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map or \
+            not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+        raise ValueError(f'{index_path} is not a shard index: "weight_map" must be a non-empty object {{tensor name: shard file}}; got '
+                         f"{str(weight_map)[:80]}")
+    shards = sorted(set(weight_map.values()))
+    for shard in shards:
+        if Path(shard).name != shard or shard in (".", ".."):
+            raise ValueError(f"{index_path} names the shard {shard!r}; a shard must be a file name in the index's own "
+                             f"folder {index_path.parent}")
+        if shard.endswith(".index.json") or Path(shard).suffix not in SHARD_SUFFIXES:
+            raise ValueError(f"{index_path} names {shard!r} as a shard; shards are weights files "
+                             f"({', '.join(SHARD_SUFFIXES)}), not another index")
+    state, copies = {}, []
+    for shard in shards:
+        for name, array in read_weights_file(index_path.parent / shard).items():
+            owner = weight_map.get(name)
+            if owner is None:
+                raise ValueError(f"{index_path.parent / shard} holds {name!r}, which the index {index_path.name} does "
+                                 f"not list in its weight_map")
+            if owner == shard:
+                state[name] = array
+            else:
+                copies.append((name, shard, array))
+    missing = [(n, s) for n, s in weight_map.items() if n not in state]
+    if missing:
+        name, shard = missing[0]
+        elsewhere = [s for n, s, _ in copies if n == name]
+        raise ValueError(f"{index_path} puts {name!r} in {shard}, which does not hold it"
+                         + (f" (it is in {elsewhere[0]})" if elsewhere else "")
+                         + f"; {len(missing)} tensor(s) missing in all")
+    for name, shard, array in copies:
+        if array.shape != state[name].shape or not np.array_equal(array, state[name], equal_nan=True):
+            raise ValueError(f"{name!r} is in {weight_map[name]} and in {shard} with different values; the index "
+                             f"{index_path.name} names {weight_map[name]}, but the conflict means the checkpoint is "
+                             f"inconsistent (re-save it)")
+    return state
 
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -171,12 +209,32 @@ def find_weights(directory: Path) -> Path:
     raise FileNotFoundError(f"{directory} has none of {', '.join(WEIGHT_FILES)}; is it an HF model directory?")
 
 
+def checkpoint_files(src, config_path=None) -> list[Path]:
+    """The files converting `src` reads (weights, shards, config.json), as far as they can be found; for refusing
+    to write over them."""
+    src = Path(src)
+    try:
+        weights = find_weights(src) if src.is_dir() else src
+    except FileNotFoundError:
+        return []
+    files = [weights, Path(config_path) if config_path else weights.parent / "config.json"]
+    if weights.name.endswith(".index.json"):
+        try:
+            files += [weights.parent / s for s in set(fileio.read_json_file(weights).get("weight_map", {}).values())
+                      if isinstance(s, str)]
+        except (ValueError, OSError, AttributeError):
+            pass
+    return files
+
+
 def read_hf_checkpoint(src, config_path=None, dtype=np.float32) -> tuple[dict, ViViTConfig]:
     """An HF model directory (or weights file + config.json) -> (minivivit params, config)."""
     src = Path(src)
     if not src.exists():
         raise FileNotFoundError(f"no such file or directory: {src}")
     weights = find_weights(src) if src.is_dir() else src
+    if config_path and not Path(config_path).is_file():
+        raise FileNotFoundError(f"--config {config_path}: no such file (expected an HF config.json)")
     config_path = Path(config_path) if config_path else weights.parent / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"no config.json next to {weights}; pass --config path/to/config.json")

@@ -171,6 +171,10 @@ def compare(a: dict, b: dict, atol: float | None = None, rtol: float | None = No
     if not isinstance(a, dict) or not isinstance(b, dict):
         raise TypeError(f"compare() takes two traces {{name: array}} (from trace / hf_trace); got "
                         f"{type(a).__name__} and {type(b).__name__}")
+    for name, tol in (("atol", atol), ("rtol", rtol)):
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float, np.number))
+                                or not math.isfinite(tol) or tol < 0):
+            raise ValueError(f"{name} must be a finite number >= 0 (or None for the dtype's default); got {tol!r}")
     rows = [_compare_one(n, a.get(n), b.get(n), atol, rtol) for n in _merged_order(list(a), list(b))]
     return Report(rows, labels=tuple(labels))
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..inputs import attention_request
+from .. import memory
+from ..inputs import attention_request, attention_storage_dtype, layer_index
+from ..memory import MemoryBudgetError, format_bytes
 from ..tokens import TokenMap
-from .rollout import rollout_cls
+from .rollout import check_options, rollout_cls
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB: refuses all full maps of ViViT-B (5.67 GB), allows a few layers
 
@@ -39,14 +41,6 @@ class Captured:
     def mode(self) -> str:
         """The older name of output_attentions."""
         return self.output_attentions
-
-
-def format_bytes(n: float) -> str:
-    """5668282944 -> '5.67 GB' (decimal units, as disk and RAM sizes are usually quoted)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
 
 
 def estimate_bytes(config, pixel_shape, layers=None, output_attentions: str = "cls", dtype=np.float32) -> int:
@@ -68,17 +62,17 @@ def estimate_bytes(config, pixel_shape, layers=None, output_attentions: str = "c
     return numbers * np.dtype(dtype).itemsize
 
 
-class AttentionBudgetError(MemoryError, ValueError):
-    """A capture request above the memory limit (a ValueError too, so the CLI reports it cleanly)."""
+class AttentionBudgetError(MemoryBudgetError):
+    """A capture request above the memory limit (a MemoryError and a ValueError, so the CLI reports it cleanly)."""
 
 
 def check_budget(nbytes: int, max_bytes: int | None, force: bool, what: str, cheaper: list[str]):
-    """Raise AttentionBudgetError naming the size and the cheaper alternatives when nbytes > max_bytes (unless force)."""
-    if force or max_bytes is None or nbytes <= max_bytes:
-        return
-    options = "".join(f"\n  - {c}" for c in cheaper)
-    raise AttentionBudgetError(f"{what} needs {format_bytes(nbytes)}, above the limit of {format_bytes(max_bytes)}. "
-                      f"Cheaper:{options}\n  - or pass force=True (CLI: --force) to capture anyway.")
+    """minivivit.memory.check_budget for captures: raises AttentionBudgetError naming the size and the cheaper
+    alternatives when nbytes > max_bytes (unless force). A max_bytes left at DEFAULT_MAX_BYTES yields to
+    $MINIVIVIT_MAX_BYTES."""
+    limit = memory.limit(DEFAULT_MAX_BYTES) if max_bytes == DEFAULT_MAX_BYTES else max_bytes
+    override = f"pass force=True to capture anyway (Python), or {memory.override_hint(nbytes)} (also on the command line)"
+    memory.check_budget(nbytes, limit, force, what, cheaper, override=override, error=AttentionBudgetError)
 
 
 def _request(output_attentions) -> str:
@@ -104,7 +98,7 @@ def capture(model, pixel_values, layers=None, output_attentions: str = "cls", dt
     if len(shape) != 5:
         raise ValueError(f"expected pixel_values [B, T, C, H, W]; got shape {shape}")
     config = model.config
-    store = np.dtype(dtype or model.dtype)
+    store = attention_storage_dtype(dtype) or np.dtype(model.dtype)
     nbytes = estimate_bytes(config, shape, layers, request, store)
     cheaper = []
     has_cls = config.classifier == "token"  # Models 3 and 4 (and any 'gap' model) have no CLS row to keep
@@ -181,7 +175,12 @@ def cls_rollout(model, pixel_values, head_fusion="mean", alpha: float = 0.5, dis
                          f"output_attentions='full') instead.")
     shape = np.shape(pixel_values)
     L = config.num_hidden_layers
-    end = L - 1 if end_layer is None else end_layer % L
+    end = L - 1 if end_layer is None else layer_index(end_layer, L, "end_layer")
+    start = layer_index(start_layer, L, "start_layer")
+    if start > end:
+        raise ValueError(f"start_layer={start_layer} (layer {start}) comes after end_layer={end_layer} (layer {end}); "
+                         f"the rollout runs from start_layer up to end_layer")
+    check_options(head_fusion, alpha, discard_ratio, config.num_attention_heads)
     tokens = TokenMap.for_config(config, shape)
     itemsize = np.dtype(model.dtype).itemsize
     nbytes = ((L + 1) * shape[0] * tokens.num_tokens * config.hidden_size * itemsize
@@ -191,5 +190,5 @@ def cls_rollout(model, pixel_values, head_fusion="mean", alpha: float = 0.5, dis
     out = model(pixel_values, backend=backend, output_hidden_states=True,
                 interpolate_pos_encoding=interpolate_pos_encoding)
     maps = _RecomputedMaps(model, out.hidden_states, end + 1, backend)
-    v = rollout_cls(maps, head_fusion=head_fusion, alpha=alpha, discard_ratio=discard_ratio, start_layer=start_layer)
+    v = rollout_cls(maps, head_fusion=head_fusion, alpha=alpha, discard_ratio=discard_ratio, start_layer=start)
     return v, tokens, out

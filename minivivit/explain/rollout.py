@@ -59,13 +59,26 @@ def discard_lowest(f, ratio: float):
     return f
 
 
+def check_options(head_fusion="mean", alpha: float = 0.5, discard_ratio: float = 0.0, num_heads=None) -> None:
+    """Raise ValueError for rollout options outside their range (before any map is computed)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha (weight of attention against the residual) must be a number in [0, 1]; got {alpha!r}")
+    if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float, np.number)) \
+            or not 0.0 <= discard_ratio < 1.0:
+        raise ValueError(f"discard ratio must be a number in [0, 1); got {discard_ratio!r}")
+    if isinstance(head_fusion, (int, np.integer)) and not isinstance(head_fusion, bool):
+        if num_heads is not None and not -num_heads <= head_fusion < num_heads:
+            raise ValueError(f"head {head_fusion} does not exist; the model has {num_heads} heads (0..{num_heads - 1})")
+    elif head_fusion not in ("mean", "max", "min"):
+        raise ValueError(f"head fusion must be 'mean', 'max', 'min' or a head index; got {head_fusion!r}")
+
+
 def rollout_matrix(attn, head_fusion="mean", alpha: float = 0.5, discard_ratio: float = 0.0):
     """One layer's maps [..., nh, N, N] -> A_hat [..., N, N] = rownorm(alpha*rownorm(F) + (1-alpha)*I).
 
     F is the head-fused map (after the optional discard); the identity stands for the residual path.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha (weight of attention against the residual) must be in [0, 1]; got {alpha}")
+    check_options(head_fusion, alpha, discard_ratio)
     f = fuse_heads(_full_map(attn), head_fusion)  # [..., N, N]
     if discard_ratio:
         f = discard_lowest(f, discard_ratio)

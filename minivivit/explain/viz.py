@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import explain
-from ..fileio import atomic_output
+from ..fileio import atomic_output, check_output
 
 
 def _figure(figsize, dpi=100, layout="constrained"):
@@ -164,10 +164,25 @@ def to_jshtml(anim) -> str:
     return anim.to_jshtml()
 
 
+GIF_FPS = (0.01, 100.0)  # GIF frame delays are whole hundredths of a second: 1 / 100 s to 655 s
+
+
+def check_fps(fps) -> float:
+    """A GIF frame rate: a number in [0.01, 100] frames per second (GIF stores delays in hundredths of a second)."""
+    lo, hi = GIF_FPS
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not lo <= fps <= hi:
+        raise ValueError(f"fps={fps!r}: a GIF's frame rate must be a number in [{lo:g}, {hi:g}] frames per second "
+                         f"(its frame delays are whole hundredths of a second)")
+    return float(fps)
+
+
 def save_attention_gif(frames, heat, config, path, *, label="attention", upsample="nearest", normalize="global",
                        cmap="inferno", alpha=0.55, fps=4, dpi=100, figsize=None, overwrite=False) -> Path:
     """Write the overlay as an animated GIF (Pillow): T frames of figsize*dpi pixels. See the module docstring."""
     from PIL import Image
+
+    fps = check_fps(fps)
+    check_output(path, overwrite)  # before drawing anything
 
     fig, update, T = _overlay_animation_figure(frames, heat, config, label, upsample, normalize, cmap, alpha,
                                                dpi, figsize)
@@ -277,6 +292,7 @@ def save_figure(fig, path, overwrite: bool = False, dpi=None) -> Path:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg", "pdf"):
         raise ValueError(f"cannot tell the image format from {path.name!r}; use .png, .svg or .pdf")
+    check_output(path, overwrite)
     with atomic_output(path, overwrite) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi or fig.dpi)
     return path

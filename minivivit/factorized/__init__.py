@@ -81,7 +81,13 @@ from __future__ import annotations
 
 from ..blocks import NO_TAP, ViViTOutput, encoder_block, show
 from ..config import ViViTConfig
-from ..inputs import attention_layer_set, attention_request, check_pixel_values
+from ..inputs import (
+    attention_layer_set,
+    attention_request,
+    attention_storage_dtype,
+    cast_pixel_values,
+    check_pixel_values,
+)
 from . import layout
 from .blocks import (
     add_cls_and_pos,
@@ -103,7 +109,8 @@ def forward(params: dict, config: ViViTConfig, pixel_values, *, ops, output_atte
     ops: a backend module (minivivit.kernels.get_backend(name)); the other arguments as model.vivit_forward's
     (model.vivit_forward calls this for every config that is not HF's Model 1)."""
     dtype = params["embed"]["proj"]["w"].dtype
-    x = check_pixel_values(pixel_values, config, False, dtype)  # [B, T, C, H, W]
+    x = cast_pixel_values(check_pixel_values(pixel_values, config, False), dtype)  # [B, T, C, H, W]
+    attention_dtype = attention_storage_dtype(attention_dtype)  # None or a float dtype
     request = attention_request(output_attentions)  # None | "full" | "cls"
     if request == "cls" and config.classifier != "token":
         raise ValueError("output_attentions='cls' needs a CLS token, and this model has classifier='gap'; "

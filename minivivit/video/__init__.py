@@ -21,9 +21,9 @@ def load_frames(path, num_frames=None):
     import numpy as np
 
     if Path(path).suffix.lower() == ".npy":
-        if not Path(path).exists():
-            raise FileNotFoundError(f"no such file: {path}")
-        frames = np.load(path, allow_pickle=False)
+        from ..fileio import read_npy
+
+        frames = read_npy(path)  # the header's size is checked against the memory limit before reading
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"{path}: expected a uint8 array [T, H, W, 3]; got {frames.dtype} {frames.shape}")
         return frames

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import layers
+from ..memory import guard
 from .preprocess import as_clips, finish_clip, model_options, resize_clip
 from .sampling import sample_indices
 
@@ -47,7 +48,11 @@ class Prediction:
 def parse_views(text) -> tuple[int, int]:
     """'4x3' -> (4, 3) (clips x crops); also accepts a (clips, crops) pair."""
     try:
-        clips, crops = (int(v) for v in (text.lower().split("x") if isinstance(text, str) else text))
+        parts = text.lower().split("x") if isinstance(text, str) else list(text)
+        if not isinstance(text, str) and not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                 for v in parts):
+            raise TypeError
+        clips, crops = (int(v) for v in parts)
     except (ValueError, TypeError, AttributeError):
         raise ValueError(f"views must look like '4x3' (temporal clips x spatial crops); got {text!r}") from None
     if clips < 1 or crops < 1:
@@ -110,6 +115,8 @@ def classify(model, video, *, views=(1, 1), backend: str = "numpy", sampling: st
         raise ValueError("this model has no classification head (an HF VivitModel); classify needs "
                          "VivitForVideoClassification weights")
     num_clips, num_crops = parse_views(views)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be an int >= 1 (larger than the number of labels gives every label); got {top_k!r}")
     k = model.config.num_frames
     t0 = time.perf_counter()
     sampling = choose_sampling(num_clips, sampling)
@@ -117,6 +124,8 @@ def classify(model, video, *, views=(1, 1), backend: str = "numpy", sampling: st
     meta = None
     if isinstance(video, np.ndarray):
         (frames,) = as_clips(video)  # [T, H, W, 3]
+        guard(num_clips * k * frames[0].nbytes, f"{num_clips} clip(s) x {k} frames of {frames.shape[1]}x"
+              f"{frames.shape[2]}", ["fewer temporal clips (views)"])
         indices = sample_indices(sampling, len(frames), k, **how).reshape(num_clips, k)  # [C, k]
         clips = frames[indices]  # [C, k, H, W, 3]
     else:

@@ -21,17 +21,32 @@ keyframe before each wanted frame instead of decoding the whole file.
 from __future__ import annotations
 
 import bisect
-import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..memory import check_budget, limit
+from .images import (
+    PILLOW_ERRORS,
+    PILLOW_SUFFIXES,
+    _check_same_size,
+    _frame_files,
+    _gif_without_trailer,
+    _open_image,
+    _pil_fps,
+    _pillow_frames,
+    _read_image_file,
+)
 from .sampling import sample_indices
 
-PILLOW_SUFFIXES = {".gif", ".png", ".apng", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-MAX_BYTES = 4 * 2**30  # refuse to decode more than 4 GiB of frames in one call unless asked for explicitly
+MAX_BYTES = 4 * 2**30  # every frame of a video (no num_frames / indices): refused above 4 GiB ($MINIVIVIT_MAX_BYTES)
+# FFmpeg demuxers that read other files or the network (playlists, lists, streams): not a video file, refused
+REFUSED_FORMATS = {"concat": "an ffconcat list of other files", "hls": "an HLS playlist", "applehttp": "an HLS playlist",
+                   "dash": "a DASH manifest", "sdp": "an SDP session description", "rtsp": "an RTSP stream",
+                   "rtp": "an RTP stream", "image2": "an image sequence pattern", "lavfi": "a filter graph",
+                   "tee": "a tee list", "tty": "a text file"}
 
 
 @dataclass(frozen=True)
@@ -71,8 +86,13 @@ def video_info(path) -> VideoMeta:
             try:
                 im.load()  # WebP reports the first frame's duration only once it is loaded
                 n = getattr(im, "n_frames", 1)
-            except (OSError, EOFError, SyntaxError) as e:
-                raise ValueError(f"{path}: the image could not be decoded ({e}); is it truncated?") from e
+                if n > 1 and im.format == "GIF" and _gif_without_trailer(path):  # cut short: does the last frame decode?
+                    im.seek(n - 1)
+                    im.load()
+                    im.seek(0)
+            except PILLOW_ERRORS as e:
+                raise ValueError(f"{path}: the image could not be decoded ({type(e).__name__}: {e}); the file is "
+                                 f"truncated or corrupt") from e
             fps = _pil_fps(im)
             return VideoMeta(str(path), n, fps, n / fps if fps else None, im.height, im.width, "pillow",
                              (im.format or "image").lower())
@@ -119,28 +139,55 @@ def _choose_indices(info: VideoMeta, indices, num_frames, sampling, frame_sample
         raise ValueError(f"{path} contains a video stream with no frames (zero-frame video); nothing to decode")
     if indices is not None and num_frames is not None:
         raise ValueError("pass either indices or num_frames (with sampling), not both")
+    frame = info.height * info.width * 3  # bytes of one decoded frame
     if indices is not None:
-        indices = np.asarray(indices)
+        try:
+            indices = np.asarray(indices)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"indices must be an array of frame numbers (ints); {e}") from None
         if indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
-            raise ValueError(f"indices must be a non-empty array of ints; got {indices!r}")
+            raise ValueError(f"indices must be a non-empty array of ints; got {str(indices)[:80]}")
+        _check_frames_budget(indices.size * frame, f"decoding {indices.size} frames of {info.height}x{info.width} "
+                             f"from {path}", ["fewer indices"])
         if indices.min() < 0 or indices.max() >= n:
             raise ValueError(f"indices must lie in [0, {n - 1}] ({path} has {n} frames); got min {indices.min()}, "
                              f"max {indices.max()}. Use num_frames=... to sample a clip that fits the video.")
     elif num_frames is not None:
+        clips = num_clips if sampling == "scenic" else 1
+        if isinstance(num_frames, (int, np.integer)) and isinstance(clips, (int, np.integer)) and clips > 0:
+            _check_frames_budget(int(num_frames) * int(clips) * frame,
+                                 f"decoding {clips} clip(s) x {num_frames} frames of {info.height}x{info.width} "
+                                 f"from {path}", ["fewer frames per clip (num_frames) or fewer clips (views)"])
         indices = sample_indices(sampling, n, num_frames, frame_sample_rate=frame_sample_rate, stride=stride,
                                  num_clips=num_clips, seed=seed)
     else:
-        if n * info.height * info.width * 3 > MAX_BYTES:
-            raise ValueError(f"{path} has {n} frames of {info.height}x{info.width}: "
-                             f"{n * info.height * info.width * 3 / 2**30:.1f} GiB as uint8. Pass num_frames=... "
-                             f"(or indices=...) to decode only the frames you need.")
+        check_budget(n * frame, limit(MAX_BYTES), False, f"decoding every frame of {path} ({n} frames of "
+                     f"{info.height}x{info.width}, uint8)", ["pass num_frames=... (or indices=...) to decode only "
+                                                              "the frames you need"])
         indices = np.arange(n)
     return indices, sorted({int(i) for i in indices.ravel()})
 
 
+def _check_frames_budget(nbytes: int, what: str, cheaper):
+    """The memory guard of decoding (minivivit.memory): the frames returned, before any is decoded."""
+    check_budget(nbytes, limit(), False, what, cheaper)
+
+
 # ---------------------------------------------------------------------------------------------
-# Which reader
+# Which reader: the first bytes decide; the extension only when the bytes are not known
 # ---------------------------------------------------------------------------------------------
+
+
+def sniff(head: bytes) -> str | None:
+    """"pillow" or "pyav" from a file's first 16 bytes, or None when they are not a format known here."""
+    if (head[:6] in (b"GIF87a", b"GIF89a") or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff"
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:2] == b"BM"
+            or head[:4] in (b"II*\x00", b"MM\x00*")):
+        return "pillow"
+    if (head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+            or head[:4] in (b"OggS", b"FLV\x01") or head[4:8] in (b"moov", b"mdat", b"wide", b"free")):
+        return "pyav"  # mp4 / mov, mkv / webm (EBML), avi, ogg, flv
+    return None
 
 
 def _locate(path):
@@ -149,97 +196,15 @@ def _locate(path):
         raise FileNotFoundError(f"no such video file or folder: {path}")
     if path.is_dir():
         return path, "folder"
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a FIFO, device or socket); expected a video file, an "
+                         f"animation or a folder of frames")
     with open(path, "rb") as f:
         head = f.read(16)
     if not head:
         raise ValueError(f"{path} is empty (0 bytes); expected a video file")
-    is_pillow = (head[:6] in (b"GIF87a", b"GIF89a") or head[:8] == b"\x89PNG\r\n\x1a\n"
-                 or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:3] == b"\xff\xd8\xff")
-    return path, "pillow" if is_pillow or path.suffix.lower() in PILLOW_SUFFIXES else "pyav"
-
-
-# ---------------------------------------------------------------------------------------------
-# Pillow: GIF / APNG / WebP / single images, and folders of frames
-# ---------------------------------------------------------------------------------------------
-
-
-def _open_image(path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        return Image.open(path)
-    except UnidentifiedImageError as e:
-        raise ValueError(f"{path} is not an image or animation Pillow can read (GIF, APNG, WebP, PNG, JPEG...); "
-                         f"is it a video or a broken file?") from e
-
-
-def _read_image_file(path) -> np.ndarray:
-    with _open_image(path) as im:
-        try:
-            return _pil_rgb(im, path)
-        except (OSError, SyntaxError) as e:
-            raise ValueError(f"{path}: the image could not be decoded ({e}); is it truncated?") from e
-
-
-def _pil_fps(im) -> float | None:
-    ms = im.info.get("duration")  # per-frame display time of the current (first) frame, in ms
-    return 1000.0 / ms if ms else None
-
-
-def _pillow_frames(path, wanted) -> dict[int, np.ndarray]:
-    out = {}
-    with _open_image(path) as im:
-        try:
-            for i in wanted:  # ascending: Pillow decodes forward from the previous frame
-                im.seek(i)
-                out[i] = _pil_rgb(im, path)
-        except (OSError, EOFError, SyntaxError) as e:
-            raise ValueError(f"{path}: frame {i} could not be decoded ({e}); the file may be truncated or corrupt") from e
-    return out
-
-
-def _pil_rgb(im, source=None) -> np.ndarray:
-    """A Pillow image of any mode -> uint8 [H, W, 3]."""
-    from PIL import Image
-
-    mode = im.mode
-    if mode.startswith("I;16") or mode == "I":  # 16-bit gray (PNG/TIFF): scale 0..65535 -> 0..255
-        a = np.asarray(im).astype(np.int64)  # [H, W]
-        a = (np.clip(a, 0, 65535) * 255 + 32767) // 65535  # [H, W] rounded
-        return np.repeat(a.astype(np.uint8)[:, :, None], 3, axis=2)  # [H, W, 3]
-    if mode == "F":  # 32-bit float gray: taken as 0..255
-        a = np.clip(np.round(np.asarray(im)), 0, 255).astype(np.uint8)  # [H, W]
-        return np.repeat(a[:, :, None], 3, axis=2)  # [H, W, 3]
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info)
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return np.asarray(Image.alpha_composite(black, rgba).convert("RGB"))  # [H, W, 3]
-    try:
-        return np.asarray(im.convert("RGB"))  # [H, W, 3]
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{source or 'image'}: cannot convert Pillow mode {mode!r} to RGB ({e})") from e
-
-
-def _natural_key(name: str):
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def _frame_files(folder: Path) -> list[Path]:
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PILLOW_SUFFIXES),
-                   key=lambda p: _natural_key(p.name))
-    if not files:
-        raise ValueError(f"the folder {folder} holds no frame images ({', '.join(sorted(PILLOW_SUFFIXES))})")
-    return files
-
-
-def _check_same_size(decoded, files):
-    sizes = {i: a.shape for i, a in decoded.items()}
-    first = min(sizes)
-    for i, shape in sizes.items():
-        if shape != sizes[first]:
-            raise ValueError(f"frame images differ in size: {files[first].name} is {sizes[first][:2]} but "
-                             f"{files[i].name} is {shape[:2]} (height, width); resize them to one size first")
+    kind = sniff(head) or ("pillow" if path.suffix.lower() in PILLOW_SUFFIXES else "pyav")
+    return path, kind
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,9 +235,13 @@ class _open_av:
         except av.error.FFmpegError as e:
             raise ValueError(f"{self.path} is not a video FFmpeg can read: it may be another kind of file, "
                              f"random bytes or a truncated download (FFmpeg: {e})") from e
-        if self.container.format.name == "tty":  # FFmpeg's text-file "video" (ANSI art)
+        names = set(self.container.format.name.split(","))
+        refused = sorted(names & set(REFUSED_FORMATS))
+        if refused:  # a text file (FFmpeg's ANSI-art "video"), or a list / playlist naming other files or streams
             self.container.close()
-            raise ValueError(f"{self.path} is a text file, not a video")
+            raise ValueError(f"{self.path} is {REFUSED_FORMATS[refused[0]]} (FFmpeg format {refused[0]!r}), not a video "
+                             f"file; minivivit reads single video files and does not follow references to other "
+                             f"files or streams")
         if not self.container.streams.video:
             kinds = sorted({s.type for s in self.container.streams}) or ["none"]
             self.container.close()

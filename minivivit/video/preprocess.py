@@ -20,32 +20,24 @@ so that parity with HF holds; `preset="scenic"` (= do_normalize=False) gives [-1
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-HF_DEFAULTS = {
-    "do_resize": True,
-    "size": {"shortest_edge": 256},
-    "resample": 2,  # PIL.Image.Resampling.BILINEAR
-    "do_center_crop": True,
-    "crop_size": {"height": 224, "width": 224},
-    "do_rescale": True,
-    "rescale_factor": 1 / 127.5,
-    "offset": True,
-    "do_normalize": True,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-}
-PRESETS = {
-    "hf": {},  # HF's defaults: pixels in [-3, 1]
-    "scenic": {"do_rescale": True, "rescale_factor": 1 / 127.5, "offset": True, "do_normalize": False},  # [-1, 1]
-}
-RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
-
+from ..memory import guard
+from .options import (  # noqa: F401 (the options live in options.py; these names stay importable from here)
+    HF_DEFAULTS,
+    MAX_SIDE,
+    OPTION_RULES,
+    PRESETS,
+    RESAMPLE,
+    _config_dict,
+    check_processor_config,
+    load_processor_config,
+    processor_config_for_weights,
+    processor_options,
+)
 
 # ---------------------------------------------------------------------------------------------
 # The four steps (each on one clip, frames [T, H, W, 3])
@@ -134,94 +126,18 @@ def rescale_normalize(frames: np.ndarray, do_rescale=True, rescale_factor=1 / 12
     return x.astype(np.float32, copy=False)
 
 
-# ---------------------------------------------------------------------------------------------
-# Options: HF defaults < preprocessor_config.json < preset < keyword arguments
-# ---------------------------------------------------------------------------------------------
-
-
-def _size_dict(value, name: str) -> dict:
-    """HF's get_size_dict for this processor: int -> shortest_edge (size) or square (crop_size)."""
-    if isinstance(value, dict):
-        keys = set(value)
-        if keys not in ({"shortest_edge"}, {"height", "width"}) or (keys == {"shortest_edge"} and name == "crop_size"):
-            allowed = "{'height', 'width'}" + (" or {'shortest_edge'}" if name == "size" else "")
-            raise ValueError(f"{name} must have the keys {allowed}; got {value}")
-        return {k: int(v) for k, v in value.items()}
-    if isinstance(value, (int, np.integer)):
-        return {"shortest_edge": int(value)} if name == "size" else {"height": int(value), "width": int(value)}
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return {"height": int(value[0]), "width": int(value[1])}
-    raise ValueError(f"{name} must be an int, (height, width) or a dict like {HF_DEFAULTS[name]}; got {value!r}")
-
-
-def _resample(value) -> int:
-    if isinstance(value, str):
-        if value.lower() not in RESAMPLE:
-            raise ValueError(f"resample={value!r}; choose one of {sorted(RESAMPLE)} (or PIL's int codes 0-5)")
-        return RESAMPLE[value.lower()]
-    if int(value) not in RESAMPLE.values():
-        raise ValueError(f"resample={value!r} is not a Pillow filter; choose one of {RESAMPLE}")
-    return int(value)
-
-
-def load_processor_config(path) -> dict:
-    """Read an HF preprocessor_config.json (a file, or a model directory holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "preprocessor_config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no preprocessor config at {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON ({e})") from e
-
-
-def processor_config_for_weights(path) -> dict | None:
-    """The preprocessing that belongs with a weights path, if any: an HF directory's preprocessor_config.json,
-    the one beside an HF weights file, or a "preprocessor_config" entry in a minivivit file's metadata."""
-    path = Path(path)
-    if path.is_dir():
-        return load_processor_config(path) if (path / "preprocessor_config.json").exists() else None
-    if path.suffix == ".safetensors":
-        from ..fileio import safetensors_metadata
-
-        try:
-            meta = safetensors_metadata(path)
-        except (ValueError, FileNotFoundError):
-            meta = {}  # not readable: loading the weights will say why
-        if "preprocessor_config" in meta:
-            return json.loads(meta["preprocessor_config"])
-        if "minivivit_config" in meta:
-            return None  # a minivivit file without preprocessing: the model's defaults apply
-    beside = path.parent / "preprocessor_config.json"
-    return load_processor_config(beside) if beside.exists() else None
-
-
-def processor_options(processor_config=None, preset: str | None = None, **kwargs) -> dict:
-    """The 11 VivitImageProcessor options, resolved: HF defaults < processor_config < preset < kwargs.
-
-    processor_config: a dict or a path (preprocessor_config.json or an HF model directory); keys that are
-    not VivitImageProcessor options (image_processor_type, processor_class...) are ignored.
-    """
-    unknown = set(kwargs) - set(HF_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown preprocessing option(s) {sorted(unknown)}; the options are {list(HF_DEFAULTS)}")
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
-    if processor_config is not None and not isinstance(processor_config, dict):
-        processor_config = load_processor_config(processor_config)
-    opts = dict(HF_DEFAULTS)
-    opts.update({k: v for k, v in (processor_config or {}).items() if k in HF_DEFAULTS and v is not None})
-    opts.update(PRESETS[preset] if preset else {})
-    opts.update({k: v for k, v in kwargs.items() if v is not None})
-    opts["size"] = _size_dict(opts["size"], "size")
-    opts["crop_size"] = _size_dict(opts["crop_size"], "crop_size")
-    opts["resample"] = _resample(opts["resample"])
-    if opts["offset"] and not opts["do_rescale"]:
-        raise ValueError("offset=True needs do_rescale=True (HF's rule): offset shifts the rescaled pixels by -1")
-    return opts
+def estimate_bytes(clips, opts: dict) -> int:
+    """Bytes preprocess allocates for these clips with these options (resize output, crop, the float64 rescale
+    and the float32 steps, the final stack), from shapes only."""
+    total = 0
+    for c in clips:
+        T, H, W, _ = c.shape
+        h, w = output_size(H, W, opts["size"]) if opts["do_resize"] else (H, W)
+        total += T * h * w * 3 * (1 if c.dtype == np.uint8 else 4)  # the resized clip
+        if opts["do_center_crop"]:
+            h, w = opts["crop_size"]["height"], opts["crop_size"]["width"]
+        total += T * h * w * 3 * (1 + 8 + 4 + 4 + 4 + 4)  # crop, float64 rescale, float32 x3, stacked output
+    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +157,9 @@ def as_clips(frames) -> list[np.ndarray]:
             items = [_stack_frames(items)]
         clips = items
     elif isinstance(frames, np.ndarray):
+        if frames.ndim == 5 and len(frames) == 0:
+            raise ValueError(f"frames is an empty batch of shape {frames.shape}; expected at least one clip "
+                             f"[T, H, W, 3]")
         clips = [frames] if frames.ndim == 4 else list(frames) if frames.ndim == 5 else [frames]
     else:
         raise TypeError(f"frames must be a NumPy array (uint8 [T, H, W, 3]) or a list of them; got {type(frames)}")
@@ -292,6 +211,7 @@ def preprocess(frames, *, preset: str | None = None, processor_config=None, **kw
     """
     opts = processor_options(processor_config, preset, **kwargs)
     clips = as_clips(frames)
+    check_memory(clips, opts)  # the whole batch; resize_clip checks each clip again (classify calls it alone)
     if opts["do_rescale"] and any(c.dtype != np.uint8 and c.size and c.min() >= 0 and c.max() <= 1 for c in clips):
         warnings.warn("float frames look already scaled to [0, 1] but do_rescale=True divides by 127.5 again; "
                       "pass frames * 255, or do_rescale=False", stacklevel=2)
@@ -308,8 +228,18 @@ def _process_clip(clip: np.ndarray, opts: dict) -> np.ndarray:
     return finish_clip(resize_clip(clip, opts), opts)
 
 
+def check_memory(clips, opts: dict) -> None:
+    """Refuse (minivivit.memory) preprocessing whose arrays would exceed the memory limit, before allocating them."""
+    T, H, W, _ = clips[0].shape
+    guard(estimate_bytes(clips, opts), f"preprocessing {len(clips)} clip(s) of {T} frames of {H}x{W} with "
+          f"size={opts['size']}, crop_size={opts['crop_size']}",
+          ["a smaller size / crop_size (the model's frame size, e.g. preprocess_for(model.config, frames))"])
+
+
 def resize_clip(clip: np.ndarray, opts: dict) -> np.ndarray:
-    """Step 1 with the resolved options: [T, H, W, 3] -> [T, H', W', 3] (unchanged when do_resize is off)."""
+    """Step 1 with the resolved options: [T, H, W, 3] -> [T, H', W', 3] (unchanged when do_resize is off).
+    Checks the memory of the clip's whole pipeline first (check_memory)."""
+    check_memory([clip], opts)
     return resize(clip, opts["size"], opts["resample"]) if opts["do_resize"] else clip
 
 
@@ -349,8 +279,7 @@ def model_options(model_config, frames=None, processor_config=None, preset=None,
         clip = as_clips(frames)[0]
         edge = covering_shortest_edge(clip.shape[1], clip.shape[2], (h, w))
     base = {"size": {"shortest_edge": edge}, "crop_size": {"height": h, "width": w}}
-    if processor_config is not None and not isinstance(processor_config, dict):
-        processor_config = load_processor_config(processor_config)
+    processor_config = _config_dict(processor_config)
     merged = {**base, **(processor_config or {})}
     return processor_options(merged, preset, **overrides)
 

@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 
 STRATEGIES = ("uniform", "hf", "scenic")
+MAX_COUNT = 2**31 - 1  # frames, clips, strides: far above any video, and products stay far inside int64
 
 
 class ShortVideoWarning(UserWarning):
@@ -45,8 +46,16 @@ def _check_counts(num_total, **named):
     if num_total < 1:
         raise ValueError(f"the video has {num_total} frames; cannot sample a clip from an empty video")
     for name, value in named.items():
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1; got {value}")
+        if not 1 <= value <= MAX_COUNT:
+            raise ValueError(f"{name} must be >= 1 (and at most {MAX_COUNT}); got {value}")
+
+
+def _check_seed(seed):
+    """None (NumPy's global generator) or an int in 0..2**32 - 1 (what np.random.RandomState accepts)."""
+    if seed is None:
+        return
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be None or an int in 0..{2**32 - 1}; got {seed!r}")
 
 
 def uniform_indices(num_total: int, num_frames: int) -> np.ndarray:
@@ -77,6 +86,7 @@ def hf_indices(num_total: int, clip_len: int, frame_sample_rate: int = 1, seed: 
     any index had to loop.
     """
     _check_counts(num_total, clip_len=clip_len, frame_sample_rate=frame_sample_rate)
+    _check_seed(seed)
     converted_len = int(clip_len * frame_sample_rate)
     if num_total > converted_len:
         rng = np.random if seed is None else np.random.RandomState(seed)

@@ -41,15 +41,15 @@ def test_model1_dicts_are_unchanged_and_variants_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"attention_type": "divided"}, "attention_type must be one of"),
-    ({"classifier": "gmp"}, "classifier must be 'token'"),
+    ({"attention_type": "divided"}, r"attention_type='divided' \(str\): expected one of \['factorized_dot_product"),
+    ({"classifier": "gmp"}, r"classifier='gmp' \(str\): expected one of \['gap', 'token'\]"),
     ({"attention_type": "factorized_self_attention_block"}, "pass classifier='gap'"),
     ({"attention_type": "factorized_dot_product_attention", "classifier": "gap", "hidden_size": 48,
       "num_attention_heads": 3}, "must be even"),
     ({"attention_order": "space_time"}, "only applies to attention_type='factorized_self_attention_block'"),
     ({"temporal_num_layers": 2}, "only applies to attention_type='factorized_encoder'"),
-    ({"attention_type": "factorized_encoder", "temporal_num_layers": 0}, "positive int"),
-    ({"representation_size": 0}, "representation_size must be None"),
+    ({"attention_type": "factorized_encoder", "temporal_num_layers": 0}, r"temporal_num_layers=0 \(int\): expected an int in 1\.\.1024"),
+    ({"representation_size": 0}, r"representation_size=0 \(int\): expected an int in 1\.\.65536"),
 ])
 def test_variant_configs_refuse_what_scenic_does_not_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
