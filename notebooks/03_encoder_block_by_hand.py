@@ -188,8 +188,8 @@ print("row sums:", probs.sum(-1).min(), "...", probs.sum(-1).max())
 # Vaswani et al. (Sec. 3.2.1) argue: if the entries of q and k are independent with mean 0 and
 # variance 1, then q · k is a sum of d such products, so its variance is **d**. Without the scale, the
 # larger the head, the wider the scores — and softmax of widely spread scores puts nearly all the
-# weight on one key (a one-hot row, whose gradient is nearly zero: notebook 7). With the scale, the
-# scores have variance 1 for every d.
+# weight on one key (a nearly one-hot row, which also sends its gradient to that key alone: notebook
+# 7). With the scale, the scores have variance 1 for every d.
 #
 # Measured: 513 queries against 513 keys (this model's N) with unit-variance entries — which is what
 # LayerNorm followed by `[D, D]` weights of variance 1/D produces (the std of this model's real
