@@ -35,27 +35,30 @@ ROOT = NB_DIR.parent
 DEFAULT_OUT = NB_DIR / "_rendered"
 CELL_TIMEOUT = 240  # seconds; a hang guard, not a timing target
 
-# Run in the kernel at start-up, before the first cell: it numbers the cells as they run (1, 2, ...: nbclient
-# runs every non-empty code cell, in order) and records, for every matplotlib Figure created, the number of
-# the cell that created it.
+# Run in the kernel at start-up, before the first cell: it numbers the notebook's cells as they run (1, 2, ...:
+# nbclient runs every non-empty code cell, in order; extra cells the tests run, which start with PROBE_MARK,
+# are not counted) and records, for every matplotlib Figure created, the number of the cell that created it.
+PROBE_MARK = "# (run by the test suite in the notebook's kernel; not a cell of the notebook)"
 _PROBE = """
 def _install_notebook_probe():
     import sys, types
     import matplotlib.figure
     probe = sys.modules.setdefault("_notebook_probe", types.ModuleType("_notebook_probe"))
-    probe.cell, probe.figures = 0, []
+    probe.cell, probe.figures, probe.extra = 0, [], False
     def count(info):
-        probe.cell += 1
+        probe.extra = (info.raw_cell or "").startswith(%r)
+        probe.cell += 0 if probe.extra else 1
     get_ipython().events.register("pre_run_cell", count)
     original = matplotlib.figure.Figure.__init__
     def __init__(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        probe.figures.append(probe.cell)
+        if not probe.extra:
+            probe.figures.append(probe.cell)
     matplotlib.figure.Figure.__init__ = __init__
 _install_notebook_probe()
 del _install_notebook_probe
-"""
-_READ_PROBE = 'import json as _j, _notebook_probe as _p; print(_j.dumps(_p.figures)); del _j, _p'
+""" % PROBE_MARK
+_READ_PROBE = PROBE_MARK + "\nimport json as _j, _notebook_probe as _p; print(_j.dumps(_p.figures)); del _j, _p"
 
 # Kernel environment: no progress bars (tqdm honours TQDM_DISABLE since 4.66; huggingface_hub its own switch)
 QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
@@ -106,17 +109,49 @@ def run_notebook(nb, cwd, timeout: int = CELL_TIMEOUT, inline: bool = True):
     """Execute every cell in order in a fresh "python3" kernel (raises nbclient's CellExecutionError on the
     first failing cell). Sets nb.metadata["figure_cells"]: for each matplotlib Figure created, the index in
     nb.cells of the cell that created it. inline=False leaves matplotlib's backend to the environment."""
+    _execute(nb, cwd, timeout, inline, {})
+    return nb
+
+
+def run_with_extra_cells(nb, cwd, extra: dict[int, list[str]], timeout: int = CELL_TIMEOUT):
+    """As run_notebook, and after cell i has run, run each source in extra[i] in the same kernel as a cell of
+    its own (not part of nb; its errors do not stop the run). Returns {i: [(that cell, its CellExecutionError or
+    None), ...]}. The tests use it to try answers in an exercise's check cell without re-running the notebook."""
+    return _execute(nb, cwd, timeout, True, extra)
+
+
+def _execute(nb, cwd, timeout, inline, extra):
     import nbclient
     import nbformat
+    from nbclient.exceptions import CellExecutionError
 
     args = ["--IPKernelApp.exec_lines=" + f"exec({_PROBE!r})"]
     if inline:
         args.append("--matplotlib=inline")
+    results, busy = {}, []
+
+    async def run_extra(cell, cell_index, execute_reply):
+        if busy or cell_index not in extra or cell is reader:
+            return  # (the hook also fires for the extra cells themselves)
+        busy.append(True)
+        try:
+            for source in extra[cell_index]:
+                cell = nbformat.v4.new_code_cell(PROBE_MARK + "\n" + source)
+                try:
+                    await client.async_execute_cell(cell, cell_index)  # (nbclient puts it at nb.cells[cell_index];
+                    error = None  # the notebook's own cell is put back right after this hook)
+                except CellExecutionError as e:
+                    error = e
+                results.setdefault(cell_index, []).append((cell, error))
+        finally:
+            busy.clear()
+
     reader = nbformat.v4.new_code_cell(_READ_PROBE)
     nb.cells.append(reader)
     client = nbclient.NotebookClient(
         nb, kernel_name="python3", kernel_manager_class=_kernel_manager_class(), timeout=timeout,
         resources={"metadata": {"path": str(cwd)}}, allow_errors=False, extra_arguments=args,
+        on_cell_executed=run_extra if extra else None,
     )
     try:
         client.execute()
@@ -124,7 +159,7 @@ def run_notebook(nb, cwd, timeout: int = CELL_TIMEOUT, inline: bool = True):
         nb.cells.remove(reader)
     ran = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]  # in run order
     nb.metadata["figure_cells"] = [ran[n - 1] for n in json.loads(text_of(reader)) if n <= len(ran)]
-    return nb
+    return results
 
 
 def text_of(cell) -> str:

@@ -8,14 +8,18 @@ Each notebook has an exercise cell, a collapsed solution cell, a check cell righ
 
 Exercises: the check cell says "not done" (never ✓) while the exercise is left as shipped, ✓ only
 for the student's own right answer, and fails (AssertionError) on a wrong one; the hidden solution
-is used only so that the rest of the notebook can run. All three are tested for every notebook.
+is used only so that the rest of the notebook can run. All three are tested for every notebook, in
+the one run of the notebook: right after a check cell has run (exercise as shipped), the same kernel
+runs a wrong answer and the check again, the solution (as the student's answer) and the check, and
+the blank exercise and the check once more — which must say "not done" again, so a check cell must
+leave the notebook's state as it found it (it may not draw from a shared random generator, say).
 
 Execution: notebooks/render.py's runner (the same one that renders the HTML): nbclient with
 kernel_name="python3" started with *this* interpreter (sys.executable), matplotlib inline as in
 Jupyter, and a start-up probe that records which cell made each Figure. A failing cell raises
 CellExecutionError, which fails the test (proved by test_a_failing_cell_fails_the_run). Every cell
 that made a figure must show an image; no output may hold a progress bar or tqdm's IProgress warning.
-Each notebook runs once per session (run_once caches it) and the checks read that run.
+Each notebook runs once per session (run_once caches it) and every check reads that run.
 Notebooks 1, 2 and 4 use the bundled demo model (weights/vivit-demo.safetensors); 6 needs
 torch + transformers (the dev extra).
 """
@@ -47,6 +51,8 @@ _spec = importlib.util.spec_from_file_location("notebook_render", NB_DIR / "rend
 render = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(render)
 read_notebook, run_notebook, text_of = render.read_notebook, render.run_notebook, render.text_of
+TRIES = ("wrong", "check after the wrong answer", "right", "check after the right answer", "blank",
+         "check after the blank exercise")  # what run_once runs after each check cell, in this order
 
 NOTEBOOKS = render.notebooks(NB_DIR)
 IDS = [p.stem for p in NOTEBOOKS]
@@ -132,18 +138,6 @@ def right_answer(nb, k: int) -> str:
     return re.sub(rf"\b{given}\b", wanted, nb.cells[sol].source)
 
 
-def run_up_to_check(path: Path, answers: dict[int, str], tmp_path):
-    """Notebook `path` with exercise k's cell replaced by answers[k], executed up to and including the check of
-    the last exercise answered. Returns the executed notebook's check cells, in exercise order."""
-    nb = read_notebook(path)
-    triples = exercise_cells(nb)
-    for k, source in answers.items():
-        nb.cells[triples[k][0]].source = source
-    nb.cells = nb.cells[:triples[max(answers)][2] + 1]
-    run_notebook(nb, tmp_path)
-    return [nb.cells[c] for _, _, c in triples[:max(answers) + 1]]
-
-
 def needs_demo_weights(nb, path):
     if any("minivivit.load()" in c.source for c in code_cells(nb)) and not (
             os.environ.get("MINIVIVIT_WEIGHTS") or DEMO_WEIGHTS.exists()):
@@ -151,24 +145,30 @@ def needs_demo_weights(nb, path):
                     f"python weights/train_demo.py makes it (see weights/README.md)")
 
 
-_RUNS: dict[Path, tuple] = {}  # path -> (executed notebook, seconds) or (None, the failure)
+_RUNS: dict[Path, tuple] = {}  # path -> (executed notebook, {check cell: [(cell, error)] for TRIES}, seconds)
 
 
 def run_once(path: Path, tmp_path_factory):
-    """Execute the notebook as shipped (exercises blank), once per test session; later calls reuse the run."""
+    """Execute the notebook as shipped (exercises blank), once per test session, trying the answers of WRONG
+    and the solutions in each check cell as it goes (TRIES); later calls reuse the run."""
     if path not in _RUNS:
         nb = read_notebook(path)
         needs_demo_weights(nb, path)
+        tries = {}
+        wrong = WRONG[number(path)]
+        for k, (ex, _, check) in enumerate(exercise_cells(nb)):
+            blank, test = nb.cells[ex].source, nb.cells[check].source
+            tries[check] = [wrong[k][0], test, right_answer(nb, k), test, blank, test]
         start = time.perf_counter()
         try:
-            run_notebook(nb, tmp_path_factory.mktemp(path.stem))
-            _RUNS[path] = (nb, time.perf_counter() - start)
+            results = render.run_with_extra_cells(nb, tmp_path_factory.mktemp(path.stem), tries)
+            _RUNS[path] = (nb, results, time.perf_counter() - start)
         except CellExecutionError as e:
-            _RUNS[path] = (None, e)
-    nb, info = _RUNS[path]
+            _RUNS[path] = (None, e, None)
+    nb, results, _ = _RUNS[path]
     if nb is None:
-        raise info
-    return nb
+        raise results
+    return nb, results
 
 
 def part_2(paths, reason):
@@ -215,6 +215,20 @@ def test_the_figure_check_finds_a_figure_without_an_image(tmp_path, agg):
     headless = run_notebook(tiny_notebook("import matplotlib.pyplot as plt", "plt.plot([1, 2]); plt.show()"), tmp_path,
                             inline=False)
     assert render.cells_missing_images(headless) == ["cell 1 ('plt.plot([1, 2]); plt.show()')"]
+
+
+def test_extra_cells_run_in_the_same_kernel_and_leave_the_notebook_alone(tmp_path, agg):
+    """run_with_extra_cells: the extra cells see the notebook's state, their errors are reported and do not stop
+    the run, the notebook cell keeps its own outputs, and a figure made by an extra cell is not counted."""
+    nb = tiny_notebook("x = 1\nprint('cell 0')", "import matplotlib.pyplot as plt\nplt.plot([x, 2]); plt.show()",
+                       "print('cell 2 sees', x)")
+    results = render.run_with_extra_cells(nb, tmp_path, {0: ["print('extra sees', x)", "assert x == 2, 'planted'",
+                                                             "x = 5", "import matplotlib.pyplot as plt\nplt.close(plt.figure())"]})
+    (seen, e1), (failed, e2), (_, e3), (_, e4) = results[0]
+    assert text_of(seen) == "extra sees 1\n" and e1 is None
+    assert e2 is not None and e2.ename == "AssertionError" and "planted" in str(e2) and e3 is None and e4 is None
+    assert text_of(nb.cells[0]) == "cell 0\n" and text_of(nb.cells[2]) == "cell 2 sees 5\n"
+    assert nb.metadata["figure_cells"] == [1] and not render.cells_missing_images(nb)
 
 
 def test_the_noise_check_finds_progress_bars(tmp_path, agg):
@@ -296,15 +310,15 @@ def test_notebook_has_exercises_hidden_solutions_and_checks(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_top_to_bottom(path, tmp_path_factory, agg):
-    nb = run_once(path, tmp_path_factory)
+    nb, _ = run_once(path, tmp_path_factory)
     last = text_of(code_cells(nb)[-1])
     assert "✓" in last, f"{path.name}: the last cell must end with a check that prints ✓; it printed {last!r}"
-    print(f"{path.name}: {_RUNS[path][1]:.1f} s (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"{path.name}: {_RUNS[path][2]:.1f} s (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_every_figure_is_drawn(path, tmp_path_factory, agg):
-    nb = run_once(path, tmp_path_factory)
+    nb, _ = run_once(path, tmp_path_factory)
     missing = render.cells_missing_images(nb)
     assert not missing, f"{path.name}: these cells made a matplotlib figure but show no image: {missing}"
 
@@ -313,38 +327,44 @@ def test_every_figure_is_drawn(path, tmp_path_factory, agg):
     strict=True, raises=AssertionError, reason="part 2 of issue 18: notebook 01 must call transformers.logging.disable_progress_bar()"))
     if number(p) in NOISY else pytest.param(p, id=p.stem) for p in NOTEBOOKS])
 def test_no_progress_bars_or_tqdm_warnings(path, tmp_path_factory, agg):
-    nb = run_once(path, tmp_path_factory)
+    nb, _ = run_once(path, tmp_path_factory)
     noise = render.noise_in_outputs(nb)
     assert not noise, f"{path.name}: {noise}"
 
 
 @pytest.mark.parametrize("path", part_2(NOTEBOOKS, "part 2 of issue 18: this check cell still prints ✓ on a blank exercise"))
 def test_blank_exercise_says_not_done(path, tmp_path_factory, agg):
-    nb = run_once(path, tmp_path_factory)
+    nb, results = run_once(path, tmp_path_factory)
     for _, _, check in exercise_cells(nb):
-        said = text_of(nb.cells[check])
-        assert "not done" in said and "✓" not in said, (
-            f"{path.name}: with the exercise left blank its check must say 'not done' and no ✓; it printed {said!r}")
+        again = results[check][TRIES.index("check after the blank exercise")]
+        for said, when in ((text_of(nb.cells[check]), "as shipped"), (text_of(again[0]), "when re-run blank")):
+            assert "not done" in said and "✓" not in said, (
+                f"{path.name}: with the exercise left blank its check must say 'not done' and no ✓ ({when}); "
+                f"it printed {said!r}")
+        assert again[1] is None
 
 
 @pytest.mark.parametrize("path, k", EXERCISES, ids=[f"{p.stem}-{k}" for p, k in EXERCISES])
-def test_exercise_check_rejects_a_wrong_answer(path, k, tmp_path, agg):
-    """Replace exercise k with a plausible wrong answer (WRONG): the run must fail in its check cell."""
-    source, message = WRONG[number(path)][k]
-    with pytest.raises(CellExecutionError, match=message) as failure:
-        run_up_to_check(path, {k: source}, tmp_path)
-    assert failure.value.ename == "AssertionError"
+def test_exercise_check_rejects_a_wrong_answer(path, k, tmp_path_factory, agg):
+    """Exercise k answered with a plausible wrong answer (WRONG): its check cell fails with an AssertionError."""
+    nb, results = run_once(path, tmp_path_factory)
+    check = exercise_cells(nb)[k][2]
+    defined, checked = results[check][:2]
+    assert defined[1] is None, f"{path.name}: the wrong answer itself failed to run: {defined[1]}"
+    error = checked[1]
+    assert error is not None, f"{path.name}: the check accepted a wrong answer; it printed {text_of(checked[0])!r}"
+    assert error.ename == "AssertionError" and re.search(WRONG[number(path)][k][1], str(error)), error
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_exercise_check_accepts_a_right_answer(path, tmp_path, agg):
-    """Every hidden solution, pasted into its exercise cell as the student's own: every check prints ✓."""
-    nb = read_notebook(path)
-    answers = {k: right_answer(nb, k) for k in range(len(exercise_cells(nb)))}
-    for k, check in enumerate(run_up_to_check(path, answers, tmp_path)):
-        said = text_of(check)
-        assert "✓" in said and "not done" not in said, \
-            f"{path.name}: a right answer to exercise {k} must get ✓; the check printed {said!r}"
+@pytest.mark.parametrize("path, k", EXERCISES, ids=[f"{p.stem}-{k}" for p, k in EXERCISES])
+def test_exercise_check_accepts_a_right_answer(path, k, tmp_path_factory, agg):
+    """The hidden solution, pasted into exercise k as the student's own answer: its check prints ✓."""
+    nb, results = run_once(path, tmp_path_factory)
+    check = exercise_cells(nb)[k][2]
+    (_, defined), (cell, error) = results[check][2:4]
+    assert defined is None and error is None, f"{path.name}: the solution failed in the check: {defined or error}"
+    said = text_of(cell)
+    assert "✓" in said and "not done" not in said, f"{path.name}: a right answer must get ✓; the check printed {said!r}"
 
 
 # ---------------------------------------------------------------------------------------------
