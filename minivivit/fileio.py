@@ -60,7 +60,7 @@ def read_safetensors(path, progress: bool = False) -> tuple[dict, dict]:
     with open_safetensors(path) as f:
         keys = list(f.keys())
         if progress and Path(path).stat().st_size > 50e6:
-            from tqdm.auto import tqdm
+            from .progress import tqdm  # no TqdmWarning in a notebook without ipywidgets
 
             keys = tqdm(keys, desc=f"reading {Path(path).name}", unit="tensor")
         return {k: f.get_tensor(k) for k in keys}, dict(f.metadata() or {})

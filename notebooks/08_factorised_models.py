@@ -119,7 +119,7 @@ def to_time_groups(z, t, S):
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 def solution_time_groups(z, t, S):
-    B, P, D = z.shape
+    B, _, D = z.shape
     return z.reshape(B, t, S, D).transpose(0, 2, 1, 3).reshape(B * S, t, D)  # [B, t, S, D] -> [B, S, t, D]
 
 
@@ -160,7 +160,7 @@ def to_space_groups(z, t, S):
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 def solution_space_groups(z, t, S):
-    B, P, D = z.shape
+    B, _, D = z.shape
     return z.reshape(B * t, S, D)  # (t, s) order: each slice's S tokens are already contiguous
 
 
@@ -275,7 +275,7 @@ else:
 # %%
 def model4_attention(h, attn, config):
     """Eq. 7 with Scenic's head order: [B, P, D] -> [B, P, D]."""
-    B, P, D = h.shape
+    B, _, D = h.shape
     t, hh, ww = config.grid
     S, half = hh * ww, config.num_attention_heads // 2
     q, k, v = (h @ attn[n]["w"] + attn[n]["b"] for n in "qkv")  # [B, P, D] each

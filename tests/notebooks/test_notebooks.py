@@ -26,7 +26,6 @@ torch + transformers (the dev extra).
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import os
 import re
@@ -224,7 +223,7 @@ def test_extra_cells_run_in_the_same_kernel_and_leave_the_notebook_alone(tmp_pat
                        "print('cell 2 sees', x)")
     results = render.run_with_extra_cells(nb, tmp_path, {0: ["print('extra sees', x)", "assert x == 2, 'planted'",
                                                              "x = 5", "import matplotlib.pyplot as plt\nplt.close(plt.figure())"]})
-    (seen, e1), (failed, e2), (_, e3), (_, e4) = results[0]
+    (seen, e1), (_, e2), (_, e3), (_, e4) = results[0]
     assert text_of(seen) == "extra sees 1\n" and e1 is None
     assert e2 is not None and e2.ename == "AssertionError" and "planted" in str(e2) and e3 is None and e4 is None
     assert text_of(nb.cells[0]) == "cell 0\n" and text_of(nb.cells[2]) == "cell 2 sees 5\n"
@@ -242,6 +241,19 @@ def test_the_noise_check_finds_progress_bars(tmp_path, agg):
     assert any(f.startswith("cell 0: a progress bar") for f in found), found
     assert any(f.startswith("cell 1:") for f in found), found
     assert not any(f.startswith("cell 2") for f in found)
+
+
+def test_minivivit_progress_bars_do_not_warn_without_ipywidgets(tmp_path, agg):
+    """minivivit.progress.tqdm in a kernel without ipywidgets: a text bar, no TqdmWarning; tqdm.auto itself (planted,
+    after it) prints the warning, so the check would see one."""
+    nb = run_notebook(tiny_notebook(
+        "import sys\nsys.modules['ipywidgets'] = None  # as if ipywidgets were not installed",
+        "from minivivit.progress import tqdm\nfor _ in tqdm(range(3), desc='ours'): pass",
+        "from tqdm.auto import tqdm as auto\nfor _ in auto(range(3)): pass"), tmp_path)
+    found = render.noise_in_outputs(nb)
+    assert not any("IProgress" in f for f in found if f.startswith("cell 1")), found
+    assert "ours" in text_of(nb.cells[1])  # the text bar (on stderr)
+    assert any(f.startswith("cell 2: tqdm's IProgress warning") for f in found), found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,10 +388,10 @@ def test_render_writes_html_with_the_figures(tmp_path, agg):
     pytest.importorskip("nbconvert", reason="rendering needs nbconvert (the notebooks extra)")
     notebook = NB_DIR / "03_encoder_block_by_hand.py"
     cmd = [sys.executable, str(NB_DIR / "render.py"), str(notebook), "--out", str(tmp_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     html = (tmp_path / "03_encoder_block_by_hand.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") >= 3, "the rendered page must embed the notebook's figures"
     assert "One encoder block by hand" in html and "matches the library" in html  # the prose and the outputs
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)  # refuses before running anything
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=False)  # refuses, runs nothing
     assert again.returncode == 1 and "--force" in again.stderr
