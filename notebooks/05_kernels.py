@@ -96,9 +96,10 @@ for name, (fn, atol, rtol) in cases.items():
         print(f"{name:24s} {backend:7s} {err:11.2e} {seconds[0] * 1e3:12.1f} {seconds[1] * 1e3:12.1f}")
 
 # %% [markdown]
-# A numba row whose first call is far longer than its second compiled there; one where both are
-# short reused a kernel compiled for an earlier row (the two GELU rows share `bias_act_`; the two
-# attention rows share `softmax_rows_`) or loaded it from the cache.
+# A numba row whose first call is far longer than its second compiled its kernel there (hundreds of
+# ms) or loaded it from numba's cache (milliseconds); one where both calls are short reused a kernel
+# that an earlier row had already compiled (the two GELU rows share `bias_act_`, the two attention
+# rows `softmax_rows_`).
 
 # %% [markdown]
 # ## 2. Attention without the N × N matrix: two tricks
