@@ -147,7 +147,7 @@ def read_safetensors(path, progress: bool = False) -> tuple[dict, dict]:
                              f"{', '.join(SAFETENSORS_FLOATS)}. Save the checkpoint in float32 first (with torch: "
                              f"model.float().save_pretrained(dir)).")
         if progress and Path(path).stat().st_size > 50e6:
-            from tqdm.auto import tqdm
+            from .progress import tqdm  # no TqdmWarning in a notebook without ipywidgets
 
             keys = tqdm(keys, desc=f"reading {Path(path).name}", unit="tensor")
         tensors = {k: (_read_bfloat16(path, k) if dtypes[k] == "BF16" else f.get_tensor(k)) for k in keys}

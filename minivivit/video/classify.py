@@ -109,7 +109,7 @@ def classify(model, video, *, views=(1, 1), backend: str = "numpy", sampling: st
     processor_config / preset: preprocessing on top of the model's defaults (see preprocess.model_options).
     progress: a tqdm bar over the views.
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm  # no TqdmWarning in a notebook without ipywidgets
 
     if not model.has_head:
         raise ValueError("this model has no classification head (an HF VivitModel); classify needs "
