@@ -134,24 +134,28 @@ def read_safetensors(path, progress: bool = False) -> tuple[dict, dict]:
     """(tensors {name: array}, metadata) of a safetensors file; a progress bar when asked for and the file
     is big enough to wait for (> 50 MB).
 
+    The tensors are read-only, zero-copy views of the memory-mapped file (map_tensors): loading takes no
+    second copy of the weights, and the pages are shared with the page cache (and with other processes that
+    map the same file). Writing into one raises "assignment destination is read-only"; copy it first.
     bfloat16 tensors (what save_pretrained writes for bf16 models; NumPy has no bfloat16) are upcast to float32,
     exactly, with a warning that says so; float8 and other dtypes NumPy cannot hold are refused by name."""
-    with open_safetensors(path) as f:
+    with open_safetensors(path) as f:  # safetensors validates the header: offsets, overlaps, sizes, file length
         keys = list(f.keys())
         dtypes = {k: f.get_slice(k).get_dtype() for k in keys}
-        odd = {k: d for k, d in dtypes.items() if d != "BF16" and d not in _NUMPY_SAFETENSORS}
-        if odd:
-            k, d = next(iter(odd.items()))
-            raise ValueError(f"{path}: tensor {k!r} has dtype {d}" + (" (float8)" if d.startswith("F8") else "")
-                             + f", which minivivit does not read ({len(odd)} such tensor(s)); it reads "
-                             f"{', '.join(SAFETENSORS_FLOATS)}. Save the checkpoint in float32 first (with torch: "
-                             f"model.float().save_pretrained(dir)).")
-        if progress and Path(path).stat().st_size > 50e6:
-            from .progress import tqdm  # no TqdmWarning in a notebook without ipywidgets
-
-            keys = tqdm(keys, desc=f"reading {Path(path).name}", unit="tensor")
-        tensors = {k: (_read_bfloat16(path, k) if dtypes[k] == "BF16" else f.get_tensor(k)) for k in keys}
         metadata = dict(f.metadata() or {})
+    odd = {k: d for k, d in dtypes.items() if d != "BF16" and d not in _NUMPY_SAFETENSORS}
+    if odd:
+        k, d = next(iter(odd.items()))
+        raise ValueError(f"{path}: tensor {k!r} has dtype {d}" + (" (float8)" if d.startswith("F8") else "")
+                         + f", which minivivit does not read ({len(odd)} such tensor(s)); it reads "
+                         f"{', '.join(SAFETENSORS_FLOATS)}. Save the checkpoint in float32 first (with torch: "
+                         f"model.float().save_pretrained(dir)).")
+    views = map_tensors(path)
+    if progress and Path(path).stat().st_size > 50e6:
+        from .progress import tqdm  # no TqdmWarning in a notebook without ipywidgets
+
+        keys = tqdm(keys, desc=f"reading {Path(path).name}", unit="tensor")
+    tensors = {k: (_bfloat16_to_float32(views[k]) if dtypes[k] == "BF16" else views[k]) for k in keys}
     bf16 = [k for k, d in dtypes.items() if d == "BF16"]
     if bf16:
         import warnings
@@ -161,20 +165,70 @@ def read_safetensors(path, progress: bool = False) -> tuple[dict, dict]:
     return tensors, metadata
 
 
-_NUMPY_SAFETENSORS = ("BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64")
+# safetensors dtype name -> NumPy dtype (little-endian, as the format stores them); BF16 as its raw 16 bits
+_SAFETENSORS_NUMPY = {"BOOL": "|b1", "U8": "|u1", "I8": "|i1", "U16": "<u2", "I16": "<i2", "U32": "<u4", "I32": "<i4",
+                      "U64": "<u8", "I64": "<i8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2"}
 
 
-def _read_bfloat16(path, name: str):
-    """One BF16 tensor of a safetensors file -> float32 (the 16 bits are the top half of a float32)."""
+def map_tensors(path) -> dict:
+    """{name: read-only array viewing the memory-mapped file} for every tensor of a safetensors file whose
+    header safe_open has accepted (open_safetensors). The ranges are checked again here (inside the data,
+    size = shape x item size), so a file changed in between gives a clear error, not a wrong view.
+
+    The map lives as long as any of the arrays (each holds a reference to it). A view whose offset is not a
+    multiple of its item size (possible in files from other writers) is copied, so kernels see aligned data.
+    Do not truncate or rewrite the file in place while a model uses it (minivivit's own writes replace files
+    atomically, which leaves the mapped old file intact)."""
+    import mmap
+
     import numpy as np
 
+    path = Path(path)
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         n = int.from_bytes(f.read(8), "little")
-        entry = json.loads(f.read(n))[name]  # the header safe_open has already validated
-        begin, end = entry["data_offsets"]
-        f.seek(8 + n + begin)
-        raw = np.frombuffer(f.read(end - begin), dtype="<u2")
-    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
+        if size < 8 or n > size - 8:
+            raise ValueError(f"{path} is not a readable safetensors file (its header claims {n} bytes; the file "
+                             f"has {size}); is it truncated or of another format?")
+        header = parse_json(f.read(n).decode("utf-8", errors="replace"), path, "a safetensors header")
+        data_size = size - 8 - n
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size > 0 else None
+    views = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = np.dtype(_SAFETENSORS_NUMPY[entry["dtype"]])
+            shape = tuple(int(s) for s in entry["shape"])
+            begin, end = (int(o) for o in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: tensor {name!r} has a malformed header entry {entry!r}") from None
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if not (0 <= begin <= end <= data_size) or end - begin != count * dtype.itemsize:
+            raise ValueError(f"{path}: tensor {name!r} claims bytes [{begin}, {end}) of {data_size} for shape "
+                             f"{shape} ({entry['dtype']}, {count * dtype.itemsize} bytes); the file is truncated or "
+                             f"its header lies")
+        offset = 8 + n + begin
+        if count == 0:
+            array = np.empty(shape, dtype)
+            array.flags.writeable = False
+        else:
+            array = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
+            if offset % dtype.itemsize:  # misaligned for its dtype: one aligned (read-only) copy
+                array = array.copy()
+                array.flags.writeable = False
+        views[name] = array
+    return views
+
+
+def _bfloat16_to_float32(raw):
+    """BF16 bits (uint16 array) -> float32 (the 16 bits are the top half of a float32); a new array."""
+    import numpy as np
+
+    return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+_NUMPY_SAFETENSORS = ("BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64")
 
 
 # ---------------------------------------------------------------------------------------------

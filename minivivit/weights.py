@@ -81,6 +81,21 @@ def map_params(fn, params):
     return fn(params)
 
 
+def writable_(params) -> int:
+    """Replace every read-only array of the nested params (e.g. the memory-mapped views that load_file gives)
+    by a writable copy, in place in its dict / list, so code that updates weights in place (AdamW) can; the
+    Model holding this structure sees the copies. Returns how many arrays were copied."""
+    copied = 0
+    items = params.items() if isinstance(params, dict) else enumerate(params)
+    for k, v in list(items):
+        if isinstance(v, (dict, list)):
+            copied += writable_(v)
+        elif isinstance(v, np.ndarray) and not v.flags.writeable:
+            params[k] = v.copy()
+            copied += 1
+    return copied
+
+
 def expected_shapes(config: ViViTConfig, head: bool, pooler: bool) -> dict[str, tuple]:
     """Every flat key a model with this config must have, with its shape."""
     if not config.is_hf_model:  # Models 2-4, classifier='gap', representation_size: minivivit/factorized/

@@ -1,7 +1,9 @@
 """AdamW and gradient clipping, with exactly torch.optim.AdamW's and torch.nn.utils.clip_grad_norm_'s arithmetic.
 
 Parameters and gradients are the nested params structure (minivivit/weights.py); parameters are
-updated in place, so a Model's params (and anything holding them) see the new values.
+updated in place, so a Model's params (and anything holding them) see the new values. Loaded weights are
+read-only views of the mapped file (fileio.map_tensors): AdamW first replaces them by writable copies in
+the same structure (weights.writable_), so the file itself is never written.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..weights import flatten_params, map_params, unflatten_params
+from ..weights import flatten_params, map_params, unflatten_params, writable_
 
 
 def global_norm(grads) -> float:
@@ -56,6 +58,7 @@ class AdamW:
         self.lr, self.betas, self.eps, self.weight_decay = float(lr), tuple(map(float, betas)), float(eps), float(weight_decay)
         self.decay = decay
         self.t = 0  # steps taken
+        writable_(params)  # mapped (read-only) weights -> copies, in the caller's structure
         self.m = map_params(np.zeros_like, params)  # first moments, nested like params
         self.v = map_params(np.zeros_like, params)  # second moments
 
@@ -66,6 +69,7 @@ class AdamW:
         self.t += 1
         bc1, bc2_sqrt = 1.0 - b1**self.t, math.sqrt(1.0 - b2**self.t)
         step_size = lr / bc1
+        writable_(params)  # (a no-op unless params holds read-only arrays)
         P, G, M, V = (flatten_params(a) for a in (params, grads, self.m, self.v))
         missing = sorted(set(P) ^ set(G))
         if missing:
