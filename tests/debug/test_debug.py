@@ -298,7 +298,8 @@ def converted_with_bad_fc1(hf, tmp_path_factory):
     hf_model.save_pretrained(d / "hf")
     good = minivivit.convert(d / "hf", d / "good.safetensors")
     model = minivivit.load(good)
-    w = model.params["blocks"][1]["mlp"]["fc1"]["w"]
+    fc1 = model.params["blocks"][1]["mlp"]["fc1"]
+    w = fc1["w"] = fc1["w"].copy()  # loaded weights are read-only views of the mapped file: edit a copy
     w[3, 5] += 0.01 * w.std()  # one weight, by 1% of the weights' spread
     model.save(d / "bad.safetensors")
     return hf_model, d
