@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backend_argument, weights_path
+from .common import add_backend_argument, resolve_backend, weights_path
 
 
 def add_parser(sub):
@@ -92,6 +92,7 @@ def run(args) -> int:
     head = _parse_head(args.head)
     weights = weights_path(args.weights)
     model = minivivit.load(weights)
+    resolve_backend(args)
     config, L = model.config, model.config.num_hidden_layers
     layer = layer_index(args.layer, L, "--layer")
     start = layer_index(args.start_layer, L, "--start-layer")

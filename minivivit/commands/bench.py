@@ -11,25 +11,30 @@ def add_parser(sub):
 
     p = sub.add_parser(
         "bench",
-        help="time numpy / numba / HF-torch forward passes side by side (wall time, GFLOP/s, memory)",
+        help="time numpy / numba / HF-torch / ONNX Runtime / OpenVINO forward passes side by side",
         description=(
             "Benchmark one clip through ViViT-B (random weights) on each backend: minivivit's numpy and numba "
-            "backends and HF transformers on torch CPU with attn_implementation sdpa and eager. Each backend runs "
-            "in its own process. Prints a table (or --json): median wall time, ratio to HF-SDPA, GFLOP/s, "
-            "fraction of the measured fp32 GEMM peak, peak RSS, first-call cost (numba JIT), attention capture "
-            "cost. Threads: NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are passed through. "
-            "A full run takes about 10 minutes on 2 cores; use --layers/--frames/--image-size/--repeats to shrink it."
+            "backends, HF transformers on torch CPU with attn_implementation sdpa and eager, and HF's model exported "
+            "to ONNX (torch.onnx.export) run by ONNX Runtime and OpenVINO (the CPU peers; they need the bench extra). "
+            "Each backend runs in its own process on the same weights and clip, and each one's logits are checked "
+            "against HF eager's (relative error <= 1e-5). Prints a table (or --json): median wall time, ratio to "
+            "HF-SDPA, GFLOP/s, fraction of the measured fp32 GEMM peak, peak RSS, first-call cost (numba JIT), "
+            "attention capture cost, the logits check. Threads: NUMBA_NUM_THREADS, OPENBLAS_NUM_THREADS / "
+            "OMP_NUM_THREADS are passed through; the peers get --threads (default: every core) intra-op threads. "
+            "A full run takes about 15 minutes on 2 cores; use --layers/--frames/--image-size/--repeats to shrink it."
         ),
         epilog=(
             "examples:\n"
             "  minivivit bench                                   # ViViT-B, 32x224x224, 3 repeats\n"
             "  minivivit bench --backends numba,hf-sdpa --repeats 5\n"
+            "  minivivit bench --backends numba,openvino,onnxruntime,hf-sdpa --no-capture   # against the CPU peers\n"
             "  minivivit bench --layers 2 --frames 8 --image-size 112 --repeats 1 --json   # a quick smoke run"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--backends", default=",".join(ALL_BACKENDS),
-                   help=f"comma-separated subset of {','.join(ALL_BACKENDS)} (default: all)")
+    p.add_argument("--backends", default=None,
+                   help=f"comma-separated subset of {','.join(ALL_BACKENDS)} (default: all; onnxruntime and openvino "
+                        f"when the bench extra is installed)")
     p.add_argument("--repeats", type=int, default=3, help="timed forward passes per backend (default: 3)")
     p.add_argument("--layers", type=int, default=12, help="encoder blocks (default: 12, ViViT-B)")
     p.add_argument("--frames", type=int, default=32, help="clip frames (default: 32)")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import add_backend_argument, weights_path
+from .common import add_backend_argument, resolve_backend, weights_path
 
 
 def add_parser(sub):
@@ -62,6 +62,7 @@ def run(args) -> int:
         raise ValueError(f"--top-k must be >= 1; got {args.top_k}")
     weights = weights_path(args.weights)
     model = minivivit.load(weights)
+    resolve_backend(args)
     if args.preprocessor_config:
         processor_config = load_processor_config(args.preprocessor_config)
     else:

@@ -7,7 +7,7 @@ import sys
 import textwrap
 import time
 
-from .common import add_backend_argument
+from .common import add_backend_argument, resolve_backend
 
 MAPS_LIMIT_BYTES = 2 * 2**30  # above this, attention maps (scores, probs) are left out unless --include asks
 
@@ -52,7 +52,7 @@ def add_parser(sub):
     c.add_argument("--exclude", nargs="+", metavar="GLOB", help="trace names to leave out (fnmatch globs)")
     c.add_argument("--atol", type=float, help="absolute tolerance (default: per dtype, 1e-4 for float32)")
     c.add_argument("--rtol", type=float, help="relative tolerance (default: per dtype, 1e-4 for float32)")
-    add_backend_argument(c, help_prefix="minivivit backend; ")
+    add_backend_argument(c, auto=False, help_prefix="minivivit backend (the trace runs attention as the reference's steps anyway); ")
 
 
 def _load_hf(hf_dir, structure, torch_needed_message):
@@ -127,6 +127,7 @@ def run(args) -> int:
     print(f"a = minivivit: {model}\nb = HF: {type(hf_model).__name__} from {args.hf}")
     pixel_values, note = _clip(args, model.config)
     print(note)
+    resolve_backend(args, auto=False)
     exclude = _default_exclude(args, model.config)
     t0 = time.perf_counter()
     ours = debug.trace(model, pixel_values, backend=args.backend, include=args.include, exclude=exclude)

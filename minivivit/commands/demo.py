@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backend_argument
+from .common import add_backend_argument, resolve_backend
 
 DEFAULT_OUT = "attention.gif"
 
@@ -77,6 +77,7 @@ def run(args) -> int:
         raise ValueError(f"--top-k must be at least 1; got {args.top_k}")
 
     model = minivivit.load()  # the bundled demo model (or $MINIVIVIT_WEIGHTS)
+    resolve_backend(args)
     config = model.config
     if model.labels != list(LABELS) or config.image_hw[0] != config.image_hw[1]:
         raise ValueError(f"the demo needs a model trained on minivivit.data (square frames, labels {list(LABELS)}); "

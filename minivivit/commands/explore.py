@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_backend_argument, resolve_backend
+
 DEFAULT_OUT = "explorer.html"
 
 
@@ -48,7 +50,7 @@ def add_parser(sub):
     p.add_argument("--label", choices=LABELS, help="--demo: the direction of motion (default: drawn with the clip)")
     p.add_argument("--weights", help="minivivit .safetensors or HF model directory (default: the bundled demo model)")
     p.add_argument("--preset", choices=["hf", "scenic"], help="pixel range, as in `minivivit classify`")
-    p.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cuda"], help="default: numpy")
+    add_backend_argument(p)
     p.add_argument("--layers-full", default="auto", metavar="LAYERS",
                    help="which layers' full maps to embed: auto (default: as many as fit, last layer first), all, none, "
                         "or indices such as -1 or 0,5,11")
@@ -101,6 +103,7 @@ def run(args) -> int:
         raise FileNotFoundError(f"no --weights given and the bundled demo model {weights} does not exist (yet). "
                                 f"Pass --weights model.safetensors or an HF model directory.")
     model = minivivit.load(weights)
+    resolve_backend(args)
     layers = budget_mod.parse_layers(args.layers_full, model.config.num_hidden_layers)  # fail before the forward pass
     say = (lambda *a: None) if args.no_progress else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
