@@ -1,12 +1,13 @@
-"""The benchmark harness behind `minivivit bench` and benchmarks/: numpy, numba and HF transformers
-(torch CPU, sdpa and eager) side by side.
+"""The benchmark harness behind `minivivit bench` and benchmarks/: numpy, numba, HF transformers (torch CPU,
+sdpa and eager) and HF's model exported to ONNX on ONNX Runtime and OpenVINO (peers.py) side by side.
 
 One run: the same random ViViT weights (an HF model saved to a temporary directory, and its minivivit
 conversion) and the same random clip for every backend; each backend runs in its own process
 (worker.py) so that its peak RSS (load included) is its own. Reported per backend: median wall time of
 the repeated forward passes, the ratio to HF-SDPA, GFLOP/s and the fraction of the machine's fp32 GEMM
 peak (measured here), peak RSS, the first call (numba: JIT compile from a cold cache, then a warm
-start), and the extra cost of capturing attention (CLS rows of every layer; full maps of the last layer).
+start), the extra cost of capturing attention (CLS rows of every layer; full maps of the last layer), and every
+contender's logits relative error to HF eager's (max |ours - HF| / max |HF|, limit peers.LOGITS_LIMIT = 1e-5).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ALL_BACKENDS = ["numpy", "numba", "hf-sdpa", "hf-eager"]
+from .peers import LOGITS_LIMIT, PEERS, rel_err
+
+ALL_BACKENDS = ["numpy", "numba", "hf-sdpa", "hf-eager", *PEERS]
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -122,13 +125,22 @@ def numba_compile_cost(spec: dict, cache_dir: Path, env: dict) -> dict:
             "cache_dir": "fresh temporary NUMBA_CACHE_DIR"}
 
 
+def default_backends() -> str:
+    """Every contender whose libraries are installed: ours and HF's always, the peers with the bench extra."""
+    return ",".join([*ALL_BACKENDS[:4], *(p for p in PEERS if _importable(p, "onnx"))])
+
+
 def run(args) -> dict:
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = [b.strip() for b in (args.backends or default_backends()).split(",") if b.strip()]
     unknown = sorted(set(backends) - set(ALL_BACKENDS))
     if unknown or not backends:
         raise ValueError(f"--backends: unknown {unknown}; choose from {','.join(ALL_BACKENDS)}")
     if args.repeats < 1:
         raise ValueError("--repeats must be at least 1")
+    missing = [p for p in PEERS if p in backends and not _importable(p, "onnx")]
+    if missing:
+        raise ValueError(f"--backends {','.join(missing)} needs the bench extra (onnx, onnxruntime, openvino): "
+                         f"python -m pip install -e '.[bench]'")
     env = dict(os.environ)  # the benchmark processes' environment
     if args.threads is not None:
         if args.threads < 1:
@@ -144,9 +156,15 @@ def run(args) -> dict:
         tmp = Path(tmp)
         say("bench: making random weights and a clip ...")
         make_inputs(tmp, cfg, args.seed)
+        if any(b in PEERS for b in backends):
+            from .peers import export_onnx
+
+            say("bench: exporting HF's model to ONNX for the peers ...")
+            export_onnx(tmp / "hf", tmp, cfg)
         say("bench: measuring the fp32 GEMM peak ...")
         report["gemm_peak"] = gemm_peak(args.peak_seconds)
-        spec = {"dir": str(tmp), "repeats": args.repeats, "capture": not args.no_capture}
+        spec = {"dir": str(tmp), "repeats": args.repeats, "capture": not args.no_capture,
+                "threads": args.threads or os.cpu_count()}
         if "numba" in backends:
             say("bench: numba JIT compile cost (cold cache, then warm) ...")
             report["numba_jit"] = numba_compile_cost(dict(spec, backend="numba"), tmp / "numba-cache", env)
@@ -156,9 +174,40 @@ def run(args) -> dict:
                 + (" + attention captures" if spec["capture"] and not backend.startswith("hf-") else "") + " ...")
             backend_env = dict(env, NUMBA_CACHE_DIR=str(tmp / "numba-cache")) if backend == "numba" else env
             results[backend] = _run_worker(dict(spec, backend=backend), backend_env)
+        _check_logits(results, tmp, say)
     report["load_after"] = load_average()
     report["results"] = _derived(results, report)
     return report
+
+
+def _importable(*names) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(n) is not None for n in names)
+
+
+def hf_eager_logits(hf_dir, clip):
+    """HF eager's logits of the clip: the reference every contender is checked against."""
+    import torch
+    from transformers import VivitForVideoClassification
+
+    model = VivitForVideoClassification.from_pretrained(hf_dir, attn_implementation="eager").eval()
+    with torch.inference_mode():
+        return model(torch.from_numpy(clip)).logits.numpy()
+
+
+def _check_logits(results: dict, directory: Path, say) -> None:
+    """Each contender's logits (saved by its worker) vs HF eager's: logits_rel_err and logits_ok per contender."""
+    import numpy as np
+
+    if "hf-eager" in results:
+        ref = np.load(directory / "logits-hf-eager.npy")
+    else:
+        say("bench: HF eager logits for the check ...")
+        ref = hf_eager_logits(directory / "hf", np.load(directory / "clip.npy"))
+    for name, r in results.items():
+        r["logits_rel_err"] = rel_err(np.load(directory / f"logits-{name}.npy"), ref)
+        r["logits_ok"] = r["logits_rel_err"] <= LOGITS_LIMIT
 
 
 def _derived(results: dict, report: dict) -> dict:
@@ -185,22 +234,25 @@ def format_table(report: dict) -> str:
         "threads: " + ", ".join(f"{k}={v}" for k, v in report["threads"].items())
         + f"; load average before {report['load_before']}, after {report['load_after']}",
         "",
-        f"{'backend':<10}{'median s':>10}{'cpu s':>8}{'x HF-SDPA':>11}{'GFLOP/s':>9}{'% peak':>8}"
-        f"{'RSS MB load/run':>17}{'first call s':>14}{'+CLS rows':>11}{'+1 full map':>13}",
+        f"{'backend':<12}{'median s':>10}{'cpu s':>8}{'x HF-SDPA':>11}{'GFLOP/s':>9}{'% peak':>8}"
+        f"{'RSS MB load/run':>17}{'first call s':>14}{'+CLS rows':>11}{'+1 full map':>13}{'logits vs eager':>17}",
     ]
     for name, r in report["results"].items():
         ratio = f"{r['ratio_to_hf_sdpa']:.2f}" if r["ratio_to_hf_sdpa"] else "-"
         cls = f"{100 * r['capture_cls_all_layers_overhead']:+.0f}%" if "capture_cls_all_layers_s" in r else "-"
         full = f"{100 * r['capture_full_last_layer_overhead']:+.0f}%" if "capture_full_last_layer_s" in r else "-"
-        lines.append(f"{name:<10}{r['median_s']:>10.2f}{r['median_cpu_s']:>8.1f}{ratio:>11}{r['gflops']:>9.0f}"
+        lines.append(f"{name:<12}{r['median_s']:>10.2f}{r['median_cpu_s']:>8.1f}{ratio:>11}{r['gflops']:>9.0f}"
                      f"{100 * r['fraction_of_gemm_peak']:>7.0f}%"
                      f"{r['peak_rss_load_mb']:>10.0f} /{r['peak_rss_run_mb']:>5.0f}"
-                     f"{r['first_call_s']:>14.2f}{cls:>11}{full:>13}")
+                     f"{r['first_call_s']:>14.2f}{cls:>11}{full:>13}"
+                     f"{r['logits_rel_err']:>12.1e} {'ok' if r['logits_ok'] else 'FAIL'}")
     if "numba_jit" in report:
         j = report["numba_jit"]
         lines.append(f"\nnumba JIT: first call {j['cold_first_call_s']:.1f} s with an empty cache "
                      f"(~{j['compile_s']:.1f} s compiling), {j['warm_first_call_s']:.1f} s from the on-disk cache "
                      f"(steady {j['steady_s']:.1f} s)")
+    lines.append(f"logits vs eager = max |logits - HF eager's| / max |HF eager's|, ok when <= {LOGITS_LIMIT:g}; "
+                 "onnxruntime / openvino run HF's model exported to ONNX (torch.onnx.export, opset 17)")
     lines.append("RSS = peak resident memory of the backend's own process while loading the weights / while running "
                  "forward passes (weights included)")
     lines.append("median of the timed runs (wall; cpu s = CPU time of all the process's threads); "

@@ -148,13 +148,17 @@ def test_bench_command_smoke(capsys):
                  "--peak-seconds", "0.2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     results = report["results"]
-    assert list(results) == ["numpy", "numba", "hf-sdpa", "hf-eager"]
+    from minivivit.bench.harness import default_backends
+
+    assert list(results) == default_backends().split(",")  # every contender whose libraries are installed
+    assert list(results)[:4] == ["numpy", "numba", "hf-sdpa", "hf-eager"]
+    assert all(r["logits_ok"] for r in results.values()), {k: r["logits_rel_err"] for k, r in results.items()}
     assert results["hf-sdpa"]["ratio_to_hf_sdpa"] == 1.0
     for name, r in results.items():
         assert r["median_s"] > 0 and r["peak_rss_mb"] > 50 and r["gflops"] > 0, name
     # every process loaded the same weights and clip: the logits agree across backends
     ref = np.array(results["hf-eager"]["logits_head"])
-    for name in ("numpy", "numba", "hf-sdpa"):
+    for name in [n for n in results if n != "hf-eager"]:
         np.testing.assert_allclose(results[name]["logits_head"], ref, atol=1e-4, rtol=1e-4, err_msg=name)
     assert "capture_cls_all_layers_overhead" in results["numba"]
     assert "capture_cls_all_layers_s" not in results["hf-sdpa"]  # HF backends: no capture timings
