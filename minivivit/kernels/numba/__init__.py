@@ -10,7 +10,10 @@ Each op is the NumPy twin in minivivit/layers.py with the same signature, re-pla
     activation      -                                       bias_act_ with a zero bias
     linear_act      x [M, in] @ w [in, F]                   bias_act_ (bias + GELU/... in place)
     layer_norm      -                                       layer_norm_
-    attention       Q_blk K^T and P V per query block       softmax_rows_ (blocked_attention.py)
+    attention       one parallel region per layer over (clip, head, query block), SciPy's single-threaded
+                    sgemm inside, softmax fused between (fused_attention.py); when maps are asked for
+                    (full or CLS rows: the same rows, bit for bit) or without SciPy's BLAS: Q_blk K^T and
+                    P V per query block (NumPy BLAS) + softmax_rows_ (blocked_attention.py)
 
 where M = B*N rows: every product is one large GEMM, never a loop of small ones. The kernels are
 float32 (what checkpoints run in); any other dtype, e.g. float64 for rounding-free teaching runs,
@@ -37,13 +40,14 @@ import numpy as np
 
 from ... import layers
 from ...tokens import clip_thw, tubelet_grid
-from . import blocked_attention
+from . import blas, blocked_attention, fused_attention
 from .elementwise import add_, add_bias_, bias_act_, fused_code, layer_norm_, patchify_
 
 f32 = np.float32
 
 if "NUMBA_THREADING_LAYER" not in os.environ:  # takes effect if no parallel numba code has run yet
     numba.config.THREADING_LAYER = "workqueue"
+ATTENTION_ENV = "MINIVIVIT_NUMBA_ATTENTION"  # =blocked: the blocked kernel always (to compare the two)
 KERNEL_LOCK = threading.Lock()  # one op at a time per process (workqueue is not thread-safe)
 prepend_cls = layers.prepend_cls
 to_numpy = layers.to_numpy
@@ -138,11 +142,14 @@ def layer_norm(x, g, b, eps):
 
 
 def attention(q, k, v, num_heads, head_mask=None, output_attentions=None):
-    """Multi-head attention; layers.attention. Blocked over queries (blocked_attention.py): the N x N matrix exists
-    only when output_attentions="full" asks for it; "cls" returns the CLS rows [B, nh, N]."""
+    """Multi-head attention; layers.attention. Fused (fused_attention.py) or blocked over queries
+    (blocked_attention.py): the N x N matrix exists only when output_attentions="full" asks for it; "cls" returns
+    the CLS rows [B, nh, N]."""
     if output_attentions not in (None, "full", "cls"):
         raise ValueError(f"output_attentions must be None, 'full' or 'cls'; got {output_attentions!r}")
     if not _float32(q, k, v):
         return layers.attention(q, k, v, num_heads, head_mask, output_attentions)
     with KERNEL_LOCK:
+        if output_attentions is None and blas.available() and os.environ.get(ATTENTION_ENV) != "blocked":
+            return fused_attention.attention(q, k, v, num_heads, head_mask, output_attentions)
         return blocked_attention.attention(q, k, v, num_heads, head_mask, output_attentions)
