@@ -7,6 +7,7 @@
     explain.mean_attention_distance(full_maps, tokens)        # per-head metrics (metrics.py)
     from minivivit.explain import viz                         # figures and GIFs (matplotlib)
     explain.explore(model, clip)                              # interactive explorer: a notebook widget (explore/)
+    e = explain.explain(model, x, method="gae", target="left")  # class-specific relevance per tubelet (methods.py)
 
 Maths only here (NumPy); viz.py draws what these functions compute.
 """
@@ -24,6 +25,7 @@ from .capturing import (
     recompute_attention,
 )
 from .explore import explore  # noqa: E402 (last: the explorer is built on the functions above)
+from .methods import CLASS_SPECIFIC, METHODS, Explanation, explain, integrated_gradients, input_x_gradient, per_tubelet
 from .metrics import (
     cls_maps,
     distance_by_layer,
@@ -36,9 +38,12 @@ from .metrics import (
     space_time_decomposition,
     tubelet_coverage,
 )
+from .relevance import gae, gae_from_maps, grad_rollout, grad_rollout_from_maps, resolve_target
 from .rollout import discard_lowest, fuse_heads, rollout, rollout_cls, rollout_matrix, rownorm
 
 __all__ = [
+    "CLASS_SPECIFIC", "METHODS", "Explanation", "explain", "gae", "gae_from_maps", "grad_rollout",
+    "grad_rollout_from_maps", "input_x_gradient", "integrated_gradients", "per_tubelet", "resolve_target",
     "DEFAULT_MAX_BYTES", "AttentionBudgetError", "Captured", "TokenMap", "capture", "check_budget", "cls_maps",
     "explore",
     "cls_rollout", "discard_lowest", "distance_by_layer", "distance_matrices", "entropy", "estimate_bytes",
