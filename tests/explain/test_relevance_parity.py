@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="explanation parity needs the dev extra (torch + transformers)")
 transformers = pytest.importorskip("transformers")
 
-from reference import random_clip, random_hf_model, to_minivivit  # noqa: E402
+from reference import random_clip, random_hf_model, to_minivivit
 
-from minivivit.explain import explain  # noqa: E402
+from minivivit.explain import explain
 
 pytestmark = pytest.mark.torch
 TOL = 1e-4
@@ -53,7 +53,7 @@ def torch_grad_rollout(attn, grads, alpha=0.5):
         s = m.sum(-1, keepdim=True)
         return torch.where(s > 0, m / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(m))
 
-    B, _, N, _ = attn[0].shape
+    N = attn[0].shape[-1]
     eye = torch.eye(N, dtype=torch.float64)
     R = None
     for a, g in zip(attn, grads):
