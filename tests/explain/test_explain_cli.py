@@ -8,12 +8,12 @@ from PIL import Image
 from minivivit.cli import main
 
 torch = pytest.importorskip("torch", reason="compares with HF transformers (dev extra)")
-from reference import random_hf_model, to_minivivit  # noqa: E402
-from torch_relevance import torch_gae, torch_maps  # noqa: E402
-from transformers import VivitImageProcessor  # noqa: E402
+from reference import random_hf_model, to_minivivit
+from torch_relevance import torch_gae, torch_maps
+from transformers import VivitImageProcessor
 
-import minivivit  # noqa: E402
-from minivivit.weights import init_params  # noqa: E402
+import minivivit
+from minivivit.weights import init_params
 
 pytestmark = pytest.mark.torch
 
