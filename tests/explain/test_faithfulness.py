@@ -98,9 +98,9 @@ def test_explain_eval_cli_writes_the_table_and_is_deterministic(tmp_path, capsys
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     a, b = ((tmp_path / d / "faithfulness.csv").read_text() for d in "ab")
     assert a == b
-    rows = list(csv.DictReader(open(tmp_path / "a" / "faithfulness.csv")))
+    rows = list(csv.DictReader((tmp_path / "a" / "faithfulness.csv").read_text().splitlines()))
     assert [r["method"] for r in rows] == ["rollout", "gae", "ig", "random"]
-    curves = list(csv.DictReader(open(tmp_path / "a" / "curves.csv")))
+    curves = list(csv.DictReader((tmp_path / "a" / "curves.csv").read_text().splitlines()))
     assert len(curves) == (3 * 2 + 1) * len(FRACTIONS)
     assert "| gae |" in (tmp_path / "a" / "faithfulness.md").read_text()
     assert (tmp_path / "a" / "faithfulness.png").stat().st_size > 10_000
