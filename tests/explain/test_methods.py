@@ -103,3 +103,15 @@ def test_factorised_models_are_refused_with_the_reason(method):
     model = minivivit.Model(init_params(config, 0), config)
     with pytest.raises(ValueError, match="needs Model 1"):
         explain(model, random_clip(config), method)
+
+
+def test_one_target_per_clip_equals_each_clip_alone():
+    model = random_model(seed=10)
+    x = random_clip(model.config, batch=2, seed=2)
+    both = explain(model, x, "gae", target=[1, "4"])
+    assert list(both.target) == [1, 4]
+    for i, t in enumerate((1, 4)):
+        np.testing.assert_allclose(both.relevance[i], explain(model, x[i:i + 1], "gae", target=t).relevance[0],
+                                   rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="3 entries for a batch of 2"):
+        explain(model, x, "gae", target=[0, 1, 2])
