@@ -15,7 +15,7 @@ Methods (METHODS; the class-agnostic ones ignore target):
 Pixel attributions of a clip [B, T, C, H, W] are summed over each tubelet's tt x ph x pw pixels and C channels
 (frames and pixels the Conv3d drops have zero gradient and are left out) -> [B, P] in token order.
 Transformer attribution (Chefer et al. CVPR 2021, LRP) is not implemented: it needs an LRP rule for every
-layer (LayerNorm, GELU, softmax, the two-activation matmuls), a second backward besides grad/.
+layer (LayerNorm, GELU, softmax, the two-activation matmuls), a second backward beside grad/ (docs/explanations.md).
 """
 
 from __future__ import annotations
