@@ -57,7 +57,8 @@ def add_parser(sub):
                    help="raw: the layer to show; rollout: the last layer rolled out (default: -1, the last; "
                         "gae / grad-rollout use every layer)")
     p.add_argument("--head", default="mean",
-                   help="a head index, or mean | max | min over heads (default: mean; rollout fuses heads per layer)")
+                   help="a head index, or mean | max | min over heads (default: mean; rollout and grad-rollout fuse heads "
+                        "per layer; gae always averages them, as the paper)")
     p.add_argument("--start-layer", type=int, default=0, help="rollout: first layer (default: 0)")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="rollout: weight of attention against the residual identity (default: 0.5)")
@@ -188,11 +189,10 @@ def _explain(args, model, x, shown, targets, head, out) -> int:
     signed = args.method in ("inputxgrad", "ig")
     what = METHOD_HELP[args.method].split(" (")[0]
     up = "smooth" if args.smooth else "nearest"
-    if out.suffix.lower() == ".gif":
+    if out.suffix.lower() == ".gif":  # signed maps: the colour bar shows the sign (figures: a diverging map at 0)
         (name, heat), = maps.items()
         viz.save_attention_gif(shown, heat, tokens, out, label=f"{what}: {name}", upsample=up,
-                               normalize=args.normalize, cmap="RdBu_r" if signed else "inferno", fps=args.fps,
-                               overwrite=args.force)
+                               normalize=args.normalize, fps=args.fps, overwrite=args.force)
     else:
         fig = viz.plot_classes(shown, maps, tokens, label=what, upsample=up, normalize=args.normalize, signed=signed)
         viz.save_figure(fig, out, overwrite=args.force)
