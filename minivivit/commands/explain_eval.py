@@ -39,6 +39,9 @@ def add_parser(sub):
                    help="comma-separated methods of `minivivit attention --method` (default: all six)")
     p.add_argument("--clips", type=int, default=32, help="number of clips (default: 32; DATA: at most this many)")
     p.add_argument("--seed", type=int, default=0, help="generated clips and random orders (default: 0)")
+    p.add_argument("--fractions", default="0:1:0.1", metavar="START:STOP:STEP|F,F,...",
+                   help="fractions of tubelets removed: a range (default 0:1:0.1, Chefer et al.'s) or a list; the "
+                        "areas are divided by the range's width")
     p.add_argument("--ig-steps", type=int, default=16, help="integrated gradients: points on the path (default: 16)")
     add_backend_argument(p)
     p.add_argument("--force", action="store_true", help="overwrite the files in DIR if they exist")
@@ -80,6 +83,26 @@ def _clips(args, config, weights):
     return read(), len(files)
 
 
+def parse_fractions(text):
+    """'0:1:0.1' (start:stop:step, stop included) or '0,0.05,0.1' -> checked fractions."""
+    import numpy as np
+
+    from minivivit.explain.faithfulness import check_fractions
+
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            values = np.round(np.arange(start, stop + step / 2, step), 6)
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--fractions {text!r}: expected START:STOP:STEP (e.g. 0:1:0.1) or a list (0,0.05,0.1)") \
+            from None
+    return check_fractions(values)
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -94,6 +117,7 @@ def run(args) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"--methods {args.methods!r}: unknown {bad}; choose from {', '.join(METHODS)}")
+    parse_fractions(args.fractions)  # before any work
     if args.clips < 1:
         raise ValueError(f"--clips must be at least 1; got {args.clips}")
     out = Path(args.out)
@@ -105,8 +129,9 @@ def run(args) -> int:
     model = minivivit.load(weights)
     if not model.config.is_hf_model:
         raise ValueError(f"explain-eval needs Model 1 (HF's ViViT); this model is Model {model.config.model_number}")
+    fractions = parse_fractions(args.fractions)
     clips, n = _clips(args, model.config, weights)
-    result = evaluate(model, clips, methods, seed=args.seed, backend=args.backend, steps=args.ig_steps,
+    result = evaluate(model, clips, methods, fractions, seed=args.seed, backend=args.backend, steps=args.ig_steps,
                       progress=lambda it: tqdm(it, total=n, desc="explain-eval", unit="clip"))
     what = f"{args.data or 'generated clips'} (seed {args.seed})"
     table = write_report(result, out, what, weights, args.force)

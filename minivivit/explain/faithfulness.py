@@ -11,7 +11,8 @@ which its normalisation maps to 0) in order of relevance, a fraction f of them a
 
 The target is the class predicted on the clean clip; accuracy is against the clip's label. Ties in
 relevance are broken in the clip's random order (never by token index, which would favour a corner).
-Area under a curve: the trapezoid rule over fractions in [0, 1].
+Area under a curve: the trapezoid rule over the fractions, divided by their range's width (the plain area for
+Chefer's 0, 0.1, ..., 1; the mean height for a finer grid such as 0, 0.02, ..., 0.2).
 """
 
 from __future__ import annotations
@@ -61,9 +62,19 @@ def perturbation_curves(model, x, order, target: int, label: int, fractions=FRAC
 
 
 def auc(fractions, values) -> float:
-    """Area under values(fraction) by the trapezoid rule."""
+    """Area under values(fraction) by the trapezoid rule, divided by the width of the fractions' range (so that
+    fractions 0..0.2 and 0..1 both give the mean height; for 0..1 it is the plain area)."""
     f, v = np.asarray(fractions, np.float64), np.asarray(values, np.float64)
-    return float(np.sum((f[1:] - f[:-1]) * (v[1:] + v[:-1]) / 2))
+    return float(np.sum((f[1:] - f[:-1]) * (v[1:] + v[:-1]) / 2) / (f[-1] - f[0]))
+
+
+def check_fractions(fractions) -> tuple:
+    """At least two increasing fractions in [0, 1], as a tuple of floats; a clear error otherwise."""
+    f = [float(v) for v in fractions]
+    if len(f) < 2 or np.any(np.diff(f) <= 0) or f[0] < 0 or f[-1] > 1:
+        raise ValueError(f"fractions must be at least two increasing numbers in [0, 1] (of the tubelets removed); "
+                         f"got {f}")
+    return tuple(f)
 
 
 @dataclass
@@ -93,6 +104,7 @@ def evaluate(model, clips, methods, fractions=FRACTIONS, seed: int = 0, value: f
     """The perturbation test over clips: an iterable of (x [1, T, C, H, W], label or None). A label of None
     counts the clean prediction as correct. progress: a tqdm-like wrapper for the clip loop, or None.
     The random orders come from np.random.default_rng(seed): the same numbers give the same table."""
+    fractions = check_fractions(fractions)
     rng = np.random.default_rng(seed)
     sums, n = {}, 0
     for x, label in (progress(clips) if progress else clips):

@@ -45,6 +45,7 @@ def test_remove_tubelets_sets_exactly_their_pixels(tiny):
 def test_auc_is_the_trapezoid_rule():
     assert auc([0, 0.5, 1], [1, 1, 0]) == pytest.approx(0.75)
     assert auc(FRACTIONS, np.ones(len(FRACTIONS))) == pytest.approx(1.0)
+    assert auc([0, 0.1, 0.2], [2, 1, 0]) == pytest.approx(1.0)  # divided by the width 0.2: the mean height
 
 
 def test_curves_start_at_the_clean_logit_and_end_at_the_empty_clip(model, clip):
@@ -106,11 +107,16 @@ def test_explain_eval_cli_writes_the_table_and_is_deterministic(tmp_path, capsys
     assert (tmp_path / "a" / "faithfulness.png").stat().st_size > 10_000
     assert main([*args, "--out", str(tmp_path / "a")]) == 2  # refuses to overwrite
     assert "exists" in capsys.readouterr().err
+    assert main([*args, "--fractions", "0,0.25,0.5", "--out", str(tmp_path / "c")]) == 0
+    assert "fractions 0, 0.25, 0.5" in (tmp_path / "c" / "faithfulness.md").read_text()
 
 
 @pytest.mark.parametrize("extra,message", [
     (["--methods", "gae,gradcam"], "unknown ['gradcam']"),
     (["--clips", "0"], "at least 1"),
+    (["--fractions", "0,0.5,0.3"], "increasing"),
+    (["--fractions", "0:2:0.5"], "in [0, 1]"),
+    (["--fractions", "a:b"], "START:STOP:STEP"),
 ])
 def test_explain_eval_bad_arguments(tmp_path, capsys, extra, message):
     assert main(["explain-eval", "--out", str(tmp_path / "o"), *extra]) == 2
