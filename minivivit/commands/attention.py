@@ -187,7 +187,8 @@ def _explain(args, model, x, shown, targets, head, out) -> int:
         maps[config.id2label[int(e.target[0])]] = e.grid(0)  # [t, h, w]
         logits, tokens = e.logits, e.tokens
     signed = args.method in ("inputxgrad", "ig")
-    what = METHOD_HELP[args.method].split(" (")[0]
+    what = {"gae": "GAE relevance (Chefer et al. 2021)", "grad-rollout": "gradient-weighted rollout",
+            "inputxgrad": "input x gradient", "ig": "integrated gradients"}[args.method]
     up = "smooth" if args.smooth else "nearest"
     if out.suffix.lower() == ".gif":  # signed maps: the colour bar shows the sign (figures: a diverging map at 0)
         (name, heat), = maps.items()

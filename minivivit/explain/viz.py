@@ -142,7 +142,7 @@ def plot_classes(frames, heats: dict, config, label="relevance", upsample="neare
     H, W = frames.shape[1:3]
     fig = _figure((panel_inches * len(cols) + 1.6, panel_inches * len(heats) * H / W + 0.5), dpi)
     axes = fig.subplots(len(heats), len(cols), squeeze=False)
-    for row, (name, heat) in zip(axes, heats.items()):
+    for i, (row, (name, heat)) in enumerate(zip(axes, heats.items())):
         vol, vmin, vmax, _ = heat_volume(frames, heat, tokens, upsample, normalize)
         if signed:
             vmax = max(abs(vmin), abs(vmax)) or 1.0
@@ -152,11 +152,12 @@ def plot_classes(frames, heats: dict, config, label="relevance", upsample="neare
             im = ax.imshow(vol[f], cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if row is axes[0]:
+            if i == 0:
                 ax.set_title(f"frame {f} ({_slice_text(tokens, f)})", fontsize=8)
             if j == 0:
                 ax.set_ylabel(str(name), fontsize=9)
-        fig.colorbar(im, ax=list(row), label=_bar_label(f"{label}: {name}", normalize), shrink=0.9)
+        fig.colorbar(im, ax=list(row), label=str(name), shrink=0.9)
+    fig.suptitle(_bar_label(f"{label}, one row per class (each row its own colour range)", normalize), fontsize=10)
     return fig
 
 
