@@ -11,6 +11,8 @@ METHOD_HELP = {  # minivivit.explain.methods.DESCRIPTIONS, without importing the
     "rollout": "attention rollout, Abnar & Zuidema 2020 (class-agnostic; the default)",
     "gae": "gradient x attention relevance, Chefer et al. ICCV 2021 (class-specific)",
     "grad-rollout": "gradient-weighted attention rollout (class-specific)",
+    "transformer-attribution": "LRP relevance x gradient of attention, rolled out, Chefer et al. CVPR 2021 "
+                               "(class-specific)",
     "inputxgrad": "input x gradient on pixels, summed per tubelet (class-specific, signed)",
     "ig": "integrated gradients on pixels, per tubelet, --steps points (class-specific, signed)",
 }
@@ -26,7 +28,7 @@ def add_parser(sub):
             "frames the model saw. --method raw shows one layer's CLS attention row (one head, or the heads "
             "combined); --method rollout shows attention rollout (Abnar & Zuidema 2020) through layers "
             "--start-layer..--layer, computed one layer at a time so that it fits in memory even for ViViT-B. "
-            "Those two are class-agnostic; gae, grad-rollout, inputxgrad and ig explain one class (--target, "
+            "Those two are class-agnostic; gae, grad-rollout, transformer-attribution, inputxgrad and ig explain one class (--target, "
             "default the predicted one) from the gradient of its logit; several --target classes draw a per-class "
             "figure side by side (.png/.svg/.pdf). Class-specific methods need Model 1 (HF's ViViT). "
             "Tubelets are drawn as the sharp boxes of pixels they cover (--smooth interpolates in space). "
@@ -111,11 +113,11 @@ def run(args) -> int:
     if out.suffix.lower() == ".gif":
         viz.check_fps(args.fps)
     head = _parse_head(args.head)
-    class_specific = args.method in ("gae", "grad-rollout", "inputxgrad", "ig")
+    class_specific = args.method in ("gae", "grad-rollout", "transformer-attribution", "inputxgrad", "ig")
     targets = None if args.target is None else [t.strip() for t in args.target.split(",") if t.strip()]
     if targets is not None and not class_specific:
         raise ValueError(f"--method {args.method} is class-agnostic; --target applies to gae, grad-rollout, "
-                         f"inputxgrad and ig")
+                         f"transformer-attribution, inputxgrad and ig")
     if targets is not None and len(targets) > 1 and out.suffix.lower() == ".gif":
         raise ValueError(f"{len(targets)} --target classes make a per-class figure side by side; write it to "
                          f".png / .svg / .pdf, or give one --target for a GIF")
@@ -188,6 +190,7 @@ def _explain(args, model, x, shown, targets, head, out) -> int:
         logits, tokens = e.logits, e.tokens
     signed = args.method in ("inputxgrad", "ig")
     what = {"gae": "GAE relevance (Chefer et al. 2021)", "grad-rollout": "gradient-weighted rollout",
+            "transformer-attribution": "transformer attribution (Chefer et al. 2021)",
             "inputxgrad": "input x gradient", "ig": "integrated gradients"}[args.method]
     up = "smooth" if args.smooth else "nearest"
     if out.suffix.lower() == ".gif":  # signed maps: the colour bar shows the sign (figures: a diverging map at 0)

@@ -35,8 +35,8 @@ def add_parser(sub):
     p.add_argument("data", nargs="?", help="folder of videos (searched recursively); default: generated clips")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the table, curves and plot")
     p.add_argument("--weights", help="minivivit .safetensors or HF model directory (default: the bundled demo model)")
-    p.add_argument("--methods", default="raw,rollout,gae,grad-rollout,inputxgrad,ig",
-                   help="comma-separated methods of `minivivit attention --method` (default: all six)")
+    p.add_argument("--methods", default="raw,rollout,gae,grad-rollout,transformer-attribution,inputxgrad,ig",
+                   help="comma-separated methods of `minivivit attention --method` (default: all seven)")
     p.add_argument("--clips", type=int, default=32, help="number of clips (default: 32; DATA: at most this many)")
     p.add_argument("--seed", type=int, default=0, help="generated clips and random orders (default: 0)")
     p.add_argument("--fractions", default="0:1:0.1", metavar="START:STOP:STEP|F,F,...",

@@ -9,13 +9,12 @@ Methods (METHODS; the class-agnostic ones ignore target):
     rollout       attention rollout, Abnar & Zuidema 2020 (class-agnostic; rollout.py)
     gae           Chefer, Gur & Wolf, ICCV 2021 (relevance.py)
     grad-rollout  gradient-weighted rollout (relevance.py)
+    transformer-attribution   Chefer, Gur & Wolf, CVPR 2021: LRP relevance x gradient, rolled out (lrp.py)
     inputxgrad    input x gradient on pixels, summed over each tubelet's pixels and channels
     ig            integrated gradients (Sundararajan, Taly & Yan, ICML 2017) on pixels, per tubelet
 
 Pixel attributions of a clip [B, T, C, H, W] are summed over each tubelet's tt x ph x pw pixels and C channels
 (frames and pixels the Conv3d drops have zero gradient and are left out) -> [B, P] in token order.
-Transformer attribution (Chefer et al. CVPR 2021, LRP) is not implemented: it needs an LRP rule for every
-layer (LayerNorm, GELU, softmax, the two-activation matmuls), a second backward beside grad/ (docs/explanations.md).
 """
 
 from __future__ import annotations
@@ -27,15 +26,17 @@ import numpy as np
 from ..grad import backward
 from ..tokens import TokenMap
 from .capturing import capture, cls_rollout
+from .lrp import transformer_attribution
 from .relevance import gae, grad_rollout, logit_objective, require_model_1, resolve_target
 
-METHODS = ("raw", "rollout", "gae", "grad-rollout", "inputxgrad", "ig")
-CLASS_SPECIFIC = ("gae", "grad-rollout", "inputxgrad", "ig")
+METHODS = ("raw", "rollout", "gae", "grad-rollout", "transformer-attribution", "inputxgrad", "ig")
+CLASS_SPECIFIC = ("gae", "grad-rollout", "transformer-attribution", "inputxgrad", "ig")
 DESCRIPTIONS = {
     "raw": "CLS attention of the last layer, heads averaged",
     "rollout": "attention rollout (Abnar & Zuidema 2020)",
     "gae": "GAE, gradient x attention relevance (Chefer et al. ICCV 2021)",
     "grad-rollout": "gradient-weighted attention rollout",
+    "transformer-attribution": "LRP relevance x gradient of the attention, rolled out (Chefer et al. CVPR 2021)",
     "inputxgrad": "input x gradient on pixels, per tubelet",
     "ig": "integrated gradients on pixels, per tubelet (Sundararajan et al. 2017)",
 }
@@ -87,6 +88,9 @@ def explain(model, pixel_values, method: str = "gae", target=None, *, backend: s
         logits = out.logits
     elif method == "gae":
         rel, t, out = gae(model, x, target, backend)
+        logits = out.logits
+    elif method == "transformer-attribution":
+        rel, t, out = transformer_attribution(model, x, target, backend)
         logits = out.logits
     elif method == "grad-rollout":
         rel, t, out = grad_rollout(model, x, target, head_fusion, alpha, discard_ratio, backend)

@@ -65,7 +65,7 @@ def test_several_targets_give_a_per_class_figure(setup):
     assert one[1] > 1.5 * Image.open(d / "one.png").size[1]  # two rows of panels, not one
 
 
-@pytest.mark.parametrize("method", ["grad-rollout", "inputxgrad", "ig"])
+@pytest.mark.parametrize("method", ["grad-rollout", "transformer-attribution", "inputxgrad", "ig"])
 def test_other_class_specific_methods_write_gifs(setup, method):
     d, _, _ = setup
     out = d / f"{method}.gif"

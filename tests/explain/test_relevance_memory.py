@@ -43,7 +43,7 @@ def test_streamed_methods_stay_below_the_attention_maps():
     x = rng.standard_normal((1, 8, 3, 64, 64)).astype(np.float32)
     N = config.num_patches + 1  # 513
     all_maps = config.num_hidden_layers * config.num_attention_heads * N * N * 4  # bytes: 33.7 MB
-    for method in ("gae", "grad-rollout"):
+    for method in ("gae", "grad-rollout", "transformer-attribution"):
         tracemalloc.start()
         e = explain(model, x, method)
         _, peak = tracemalloc.get_traced_memory()
@@ -59,9 +59,10 @@ def peak_rss(what):
 
 
 @pytest.mark.slow
-def test_vivit_b_gae_peak_rss_is_at_most_twice_the_forward():
-    fwd, gae = peak_rss("forward"), peak_rss("gae")
-    ratio = gae["peak_kb"] / fwd["peak_kb"]
-    print(f"ViViT-B peak RSS: forward {fwd['peak_kb'] / 1024:.0f} MB, GAE {gae['peak_kb'] / 1024:.0f} MB "
+@pytest.mark.parametrize("method", ["gae", "transformer-attribution"])
+def test_vivit_b_peak_rss_is_at_most_twice_the_forward(method):
+    fwd, ours = peak_rss("forward"), peak_rss(method)
+    ratio = ours["peak_kb"] / fwd["peak_kb"]
+    print(f"ViViT-B peak RSS: forward {fwd['peak_kb'] / 1024:.0f} MB, {method} {ours['peak_kb'] / 1024:.0f} MB "
           f"(ratio {ratio:.2f}); after loading the model: {fwd['before_kb'] / 1024:.0f} MB")
     assert ratio <= 2.0
