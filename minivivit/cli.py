@@ -10,12 +10,12 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "classify", "attention", "explore", "convert", "export", "debug", "bench"]
+COMMANDS = ["demo", "classify", "attention", "explain-eval", "explore", "convert", "export", "debug", "bench"]
 
 
 def _command_modules():
     for name in COMMANDS:
-        yield name, importlib.import_module(f"minivivit.commands.{name}")
+        yield name, importlib.import_module(f"minivivit.commands.{name.replace('-', '_')}")
 
 
 def build_parser():

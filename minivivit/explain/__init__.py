@@ -7,6 +7,7 @@
     explain.mean_attention_distance(full_maps, tokens)        # per-head metrics (metrics.py)
     from minivivit.explain import viz                         # figures and GIFs (matplotlib)
     explain.explore(model, clip)                              # interactive explorer: a notebook widget (explore/)
+    e = explain.explain(model, x, method="gae", target="left")  # class-specific relevance per tubelet (methods.py)
 
 Maths only here (NumPy); viz.py draws what these functions compute.
 """
@@ -23,7 +24,8 @@ from .capturing import (
     format_bytes,
     recompute_attention,
 )
-from .explore import explore  # noqa: E402 (last: the explorer is built on the functions above)
+from .explore import explore
+from .methods import CLASS_SPECIFIC, METHODS, Explanation, explain, input_x_gradient, integrated_gradients, per_tubelet
 from .metrics import (
     cls_maps,
     distance_by_layer,
@@ -36,13 +38,48 @@ from .metrics import (
     space_time_decomposition,
     tubelet_coverage,
 )
+from .relevance import gae, gae_from_maps, grad_rollout, grad_rollout_from_maps, resolve_target
 from .rollout import discard_lowest, fuse_heads, rollout, rollout_cls, rollout_matrix, rownorm
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "AttentionBudgetError", "Captured", "TokenMap", "capture", "check_budget", "cls_maps",
+    "CLASS_SPECIFIC",
+    "DEFAULT_MAX_BYTES",
+    "METHODS",
+    "AttentionBudgetError",
+    "Captured",
+    "Explanation",
+    "TokenMap",
+    "capture",
+    "check_budget",
+    "cls_maps",
+    "cls_rollout",
+    "discard_lowest",
+    "distance_by_layer",
+    "distance_matrices",
+    "entropy",
+    "estimate_bytes",
+    "explain",
     "explore",
-    "cls_rollout", "discard_lowest", "distance_by_layer", "distance_matrices", "entropy", "estimate_bytes",
-    "format_bytes", "fuse_heads", "head_entropy", "mean_attention_distance", "normalize", "recompute_attention",
-    "rollout", "rollout_cls", "rollout_matrix", "rownorm", "slice_profile", "space_time_decomposition",
-    "tubelet_coverage", "tubelet_grid",
+    "format_bytes",
+    "fuse_heads",
+    "gae",
+    "gae_from_maps",
+    "grad_rollout",
+    "grad_rollout_from_maps",
+    "head_entropy",
+    "input_x_gradient",
+    "integrated_gradients",
+    "mean_attention_distance",
+    "normalize",
+    "per_tubelet",
+    "recompute_attention",
+    "resolve_target",
+    "rollout",
+    "rollout_cls",
+    "rollout_matrix",
+    "rownorm",
+    "slice_profile",
+    "space_time_decomposition",
+    "tubelet_coverage",
+    "tubelet_grid",
 ]

@@ -12,7 +12,8 @@ The one call `minivivit demo` and `minivivit attention` use:
         writes an animated GIF of T frames, each figsize*dpi pixels (default figsize (4.8, 0.9 + 3.6*H/W)
         inches), the heatmap over the frame, with a labelled colour bar. Refuses to overwrite unless asked.
 
-Also: plot_overlay (a PNG/SVG of one panel per time slice), animate + to_jshtml (notebooks),
+Also: plot_overlay (a PNG/SVG of one panel per time slice), plot_classes (one row per class: per-class
+explanations side by side), animate + to_jshtml (notebooks),
 plot_cls_grid (layers x heads), plot_attention_distance, plot_temporal_curve, save_figure.
 
 Figures are built on matplotlib's Agg canvas directly (no pyplot), so they render headless and never
@@ -123,6 +124,40 @@ def plot_overlay(frames, heat, config, frame_indices=None, ncols=None, label="at
         if i >= n - ncols:
             ax.set_xlabel("column (px)", fontsize=7)
     fig.colorbar(im, ax=axes, label=_bar_label(label, normalize), shrink=0.9)
+    return fig
+
+
+def plot_classes(frames, heats: dict, config, label="relevance", upsample="nearest", normalize="global",
+                 cmap=None, signed: bool = False, alpha=0.55, panel_inches=2.0, dpi=100):
+    """Per-class side by side: one row per class ({class name: heat}, each heat [N], [P] or [t, h, w]), one
+    column per tubelet time slice (its first frame), each row with its own labelled colour bar. Returns a Figure.
+
+    signed=True draws a diverging map with a range symmetric about 0 (input x gradient, integrated gradients)."""
+    frames = _check_frames(frames)
+    if not heats:
+        raise ValueError("plot_classes needs at least one {class name: map}")
+    cmap = cmap or ("RdBu_r" if signed else "inferno")
+    tokens = _tokens(config, frames.shape)
+    cols = [tokens.box(tokens.token(t, 0, 0))[0].start for t in range(tokens.grid[0])]
+    H, W = frames.shape[1:3]
+    fig = _figure((panel_inches * len(cols) + 1.6, panel_inches * len(heats) * H / W + 0.5), dpi)
+    axes = fig.subplots(len(heats), len(cols), squeeze=False)
+    for i, (row, (name, heat)) in enumerate(zip(axes, heats.items())):
+        vol, vmin, vmax, _ = heat_volume(frames, heat, tokens, upsample, normalize)
+        if signed:
+            vmax = max(abs(vmin), abs(vmax)) or 1.0
+            vmin = -vmax
+        for j, (f, ax) in enumerate(zip(cols, row)):
+            ax.imshow(frames[f], interpolation="nearest")
+            im = ax.imshow(vol[f], cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"frame {f} ({_slice_text(tokens, f)})", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(str(name), fontsize=9)
+        fig.colorbar(im, ax=list(row), label=str(name), shrink=0.9)
+    fig.suptitle(_bar_label(f"{label}, one row per class (each row its own colour range)", normalize), fontsize=10)
     return fig
 
 
