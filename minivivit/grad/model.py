@@ -20,7 +20,8 @@ from ..tokens import clip_thw, tubelet_grid
 from .activations import activation_backward
 from .block import BlockRecorder, encoder_block_backward
 from .dropout import Dropout, dropout_backward
-from .layers import cls_linear_backward, cross_entropy, embed_backward, layer_norm_backward, tubelet_embed_backward
+from .fast import backward_ops
+from .layers import cls_linear_backward, cross_entropy, embed_backward, tubelet_embed_backward
 
 SEEDS = ("logits", "pooler_output", "last_hidden_state")  # the outputs an objective may differentiate
 
@@ -73,7 +74,10 @@ def backward(
     instead, so no layer's maps need to be alive at once (ViViT-B: 39 MB per head and clip).
     train=True applies dropout (config.hidden_dropout_prob, attention_probs_dropout_prob) with masks drawn
     from rng (an np.random.Generator, required); train=False is eval mode. backend runs the forward
-    (and the per-block re-runs); the backward itself is NumPy.
+    (and the per-block re-runs); with backend="numba" the backward's LayerNorm, activation and attention
+    run on numba kernels (grad/fast.py: float32 only; the attention kernel never builds an N x N matrix,
+    and falls back to the NumPy backward for a layer whose dL/dA is asked for, attention_grads or
+    on_attention_grad, and under attention dropout). Other backends: the backward is NumPy.
     """
     if not isinstance(model, Model):
         raise TypeError(f"backward() takes a minivivit.Model (e.g. minivivit.load(path)); got {type(model).__name__}")
@@ -109,7 +113,8 @@ def backward(
     dlast = _heads_backward(params, config, ops, out.last_hidden_state, seeds, grads)  # [B, N, D]
 
     # ---- final LayerNorm and the blocks, last to first -------------------------------------------
-    d, dg, db = layer_norm_backward(dlast, hidden.pop(), params["norm"]["g"], config.layer_norm_eps)  # [B, N, D]
+    fast = backward_ops(backend)
+    d, dg, db = fast.layer_norm_backward(dlast, hidden.pop(), params["norm"]["g"], config.layer_norm_eps)  # [B, N, D]
     grads["norm"] = {"g": dg, "b": db}
     del dlast
     want = _attention_layer_set(attention_grads, L)
@@ -123,7 +128,7 @@ def backward(
         on_probs = _probs_sink(i, attentions, on_attention_grad, x.shape[0], config, i in want, model.dtype)
         d, block_grads[i] = encoder_block_backward(d, xi, rec.saved, **block, config=config,
                                                    head_mask=None if hm is None else hm[i], dropout=dropout,
-                                                   name=name, on_probs=on_probs)  # [B, N, D]
+                                                   name=name, on_probs=on_probs, backend=backend)  # [B, N, D]
         del xi, rec
     grads["blocks"] = block_grads
 
