@@ -46,6 +46,36 @@ class BlockRecorder:
         return x
 
 
+class ContextKeeper:
+    """A tap for the first forward that keeps each block's attention context [B, N, D] (one array per
+    block, 9.6 MB for a ViViT-B clip), so that rerun_block need not recompute attention."""
+
+    def __init__(self):
+        self.contexts = {}  # block name ("blocks.i") -> context
+
+    def wants(self, name: str) -> bool:
+        return name.endswith(".context")
+
+    def __call__(self, name, x):
+        self.contexts[name.rsplit(".", 1)[0]] = x
+        return x
+
+
+def rerun_block(x, context, ln1, attn, ln2, mlp, *, config: ViViTConfig, ops) -> dict:
+    """What BlockRecorder taps from a re-run of model.encoder_block on x (the SAVED names), given the
+    block's attention context from the first forward: the attention itself (a third of a ViViT-B block's
+    forward) and fc2 (not read by the backward) are not recomputed. Eval mode only (no dropout)."""
+    eps, lin = config.layer_norm_eps, ops.linear
+    h = ops.layer_norm(x, ln1["g"], ln1["b"], eps)  # [B, N, D]
+    q, k, v = (lin(h, attn[n]["w"], attn[n].get("b")) for n in "qkv")  # [B, N, D] each
+    resid1 = ops.add(x, lin(context, attn["o"]["w"], attn["o"]["b"]))  # [B, N, D]
+    ln2_ = ops.layer_norm(resid1, ln2["g"], ln2["b"], eps)  # [B, N, D]
+    fc1 = lin(ln2_, mlp["fc1"]["w"], mlp["fc1"]["b"])  # [B, N, F]
+    act = ops.activation(fc1, config.hidden_act)  # [B, N, F]
+    return {"ln1": h, "q": q, "k": k, "v": v, "context": context, "resid1": resid1, "ln2": ln2_, "fc1": fc1,
+            "act": act}
+
+
 def encoder_block_backward(dout, x, saved, ln1, attn, ln2, mlp, *, config: ViViTConfig, head_mask=None,
                            dropout: Dropout | None = None, name="", on_probs=None, backend="numpy"):
     """dL/dout [B, N, D] -> (dL/dx [B, N, D], grads with the block's params nesting).
