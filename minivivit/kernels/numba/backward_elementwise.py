@@ -81,7 +81,12 @@ def act_backward_(d, x, act):
                 r[j] *= f32(1.0) if xi[j] > f32(0.0) else f32(0.0)  # d_relu: 0 at x = 0
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+# No "contract" for LayerNorm: an FMA would fuse dy*g - mean(dn) in one loop but not the product in the
+# other, and the product's rounding error, times rstd = 1/sqrt(eps) on a constant row, is no longer 0.
+NO_FMA = FASTMATH - {"contract"}
+
+
+@njit(parallel=True, cache=True, fastmath=NO_FMA, error_model="numpy")
 def layer_norm_backward_(dx, dg_parts, db_parts, dy, x, g, eps):
     """LayerNorm backward of rows x [M, D] given dy [M, D]; grad.layers.layer_norm_backward.
 
