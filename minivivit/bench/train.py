@@ -61,7 +61,7 @@ def worker(spec: dict) -> dict:
         y = np.array([LABEL])
 
         def step():
-            loss, grads = value_and_grad(model, clip, y, backend=variant)
+            loss, _grads = value_and_grad(model, clip, y, backend=variant)
             return loss
 
     result = {"variant": variant, "peak_rss_load_mb": peak_rss_mb()}
@@ -80,7 +80,7 @@ def worker(spec: dict) -> dict:
 
 def _run_worker(spec: dict, env: dict) -> dict:
     cmd = [sys.executable, "-m", "minivivit.bench.train", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"the {spec['variant']} training-step process failed (exit {proc.returncode}):\n"
@@ -143,9 +143,9 @@ def summarise(report: dict) -> dict:
 
 def format_table(report: dict) -> str:
     c = report["config"]
-    lines = [f"one training step, ViViT {c['layers']} layers, {c['frames']}x{c['image_size']}x{c['image_size']}, "
-             f"1 clip, fp32, {c['threads']} threads, {c['rounds']} interleaved rounds x {c['repeats']} step(s); "
-             f"load average {report['load_average_start']} -> {report['load_average_end']}",
+    lines = [(f"one training step, ViViT {c['layers']} layers, {c['frames']}x{c['image_size']}x{c['image_size']}, "
+              f"1 clip, fp32, {c['threads']} threads, {c['rounds']} interleaved rounds x {c['repeats']} step(s); "
+              f"load average {report['load_average_start']} -> {report['load_average_end']}"),
              "| contender | median step s | time / hf-sdpa | peak RSS MB | memory / hf-sdpa | loss |",
              "| --- | --- | --- | --- | --- | --- |"]
     for v, s in report["summary"].items():
