@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "classify", "attention", "explain-eval", "explore", "convert", "export", "debug", "bench"]
+COMMANDS = ["demo", "classify", "attention", "explain-eval", "explore", "convert", "export", "finetune", "debug", "bench",
+            "bench_train"]
 
 
 def _command_modules():
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     try:
-        return modules[args.command].run(args) or 0
+        return modules[args.command.replace("-", "_")].run(args) or 0
     except (OSError, ValueError, TypeError, NotImplementedError, RuntimeError) as e:  # OSError: files, permissions
         print(f"minivivit {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,8 @@ Memory plan (per-layer checkpointing): the forward keeps only what output_hidden
 block's input [B, N, D] (13 x 9.6 MB for one ViViT-B clip). Walking back, block i is re-run with a
 recording tap (grad/block.py), its intermediates (~150 MB) feed its backward and are freed before block
 i - 1. Attention maps are recomputed head by head inside the attention backward, never stored.
+backend="numba" (eval mode) also keeps each block's attention context from the forward (12 x 9.6 MB) so
+that the re-run skips attention (grad/block.py rerun_block).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from ..kernels import get_backend
 from ..model import Model, ViViTOutput, encoder_block, vivit_forward
 from ..tokens import clip_thw, tubelet_grid
 from .activations import activation_backward
-from .block import BlockRecorder, encoder_block_backward
+from .block import BlockRecorder, ContextKeeper, encoder_block_backward, rerun_block
 from .dropout import Dropout, dropout_backward
-from .layers import cls_linear_backward, cross_entropy, embed_backward, layer_norm_backward, tubelet_embed_backward
+from .fast import backward_ops
+from .layers import cls_linear_backward, cross_entropy, embed_backward, tubelet_embed_backward
 
 SEEDS = ("logits", "pooler_output", "last_hidden_state")  # the outputs an objective may differentiate
 
@@ -73,7 +76,10 @@ def backward(
     instead, so no layer's maps need to be alive at once (ViViT-B: 39 MB per head and clip).
     train=True applies dropout (config.hidden_dropout_prob, attention_probs_dropout_prob) with masks drawn
     from rng (an np.random.Generator, required); train=False is eval mode. backend runs the forward
-    (and the per-block re-runs); the backward itself is NumPy.
+    (and the per-block re-runs); with backend="numba" the backward's LayerNorm, activation and attention
+    run on numba kernels (grad/fast.py: float32 only; the attention kernel never builds an N x N matrix,
+    and falls back to the NumPy backward for a layer whose dL/dA is asked for, attention_grads or
+    on_attention_grad, and under attention dropout). Other backends: the backward is NumPy.
     """
     if not isinstance(model, Model):
         raise TypeError(f"backward() takes a minivivit.Model (e.g. minivivit.load(path)); got {type(model).__name__}")
@@ -92,8 +98,9 @@ def backward(
     ops = get_backend(backend)
     L = config.num_hidden_layers
 
+    keeper = ContextKeeper() if backend == "numba" and dropout is None else None  # fast path: keep the contexts
     out = vivit_forward(params, config, pixel_values, backend=backend, output_hidden_states=True, head_mask=head_mask,
-                        interpolate_pos_encoding=interpolate_pos_encoding, tap=dropout)
+                        interpolate_pos_encoding=interpolate_pos_encoding, tap=dropout or keeper)
     hidden = list(out.hidden_states)  # L + 1 arrays [B, N, D]: block inputs, then the last block's output
     out = replace(out, hidden_states=None)
     x = np.asarray(pixel_values).astype(model.dtype, copy=False)  # as vivit_forward checked and cast it
@@ -109,7 +116,8 @@ def backward(
     dlast = _heads_backward(params, config, ops, out.last_hidden_state, seeds, grads)  # [B, N, D]
 
     # ---- final LayerNorm and the blocks, last to first -------------------------------------------
-    d, dg, db = layer_norm_backward(dlast, hidden.pop(), params["norm"]["g"], config.layer_norm_eps)  # [B, N, D]
+    fast = backward_ops(backend)
+    d, dg, db = fast.layer_norm_backward(dlast, hidden.pop(), params["norm"]["g"], config.layer_norm_eps)  # [B, N, D]
     grads["norm"] = {"g": dg, "b": db}
     del dlast
     want = _attention_layer_set(attention_grads, L)
@@ -119,11 +127,15 @@ def backward(
         name, block = f"blocks.{i}", params["blocks"][i]
         xi = hidden.pop()  # [B, N, D], block i's input
         rec = BlockRecorder(dropout)
-        encoder_block(xi, **block, config=config, ops=ops, head_mask=None if hm is None else hm[i], tap=rec, name=name)
+        if keeper is not None:  # the saved context replaces the re-run's attention
+            rec.saved = rerun_block(xi, keeper.contexts.pop(name), **block, config=config, ops=ops)
+        else:
+            encoder_block(xi, **block, config=config, ops=ops, head_mask=None if hm is None else hm[i], tap=rec,
+                          name=name)
         on_probs = _probs_sink(i, attentions, on_attention_grad, x.shape[0], config, i in want, model.dtype)
         d, block_grads[i] = encoder_block_backward(d, xi, rec.saved, **block, config=config,
                                                    head_mask=None if hm is None else hm[i], dropout=dropout,
-                                                   name=name, on_probs=on_probs)  # [B, N, D]
+                                                   name=name, on_probs=on_probs, backend=backend)  # [B, N, D]
         del xi, rec
     grads["blocks"] = block_grads
 

@@ -1,5 +1,5 @@
 """The real ViViT-B shape (12 layers, D = 768, 32 x 224 x 224, 3137 tokens), random weights: every parameter
-gradient and dL/dx against torch autograd (SDPA attention), max |ours - torch| / max(1, max |torch|) <= 1e-4."""
+gradient and dL/dx against torch autograd (SDPA attention), on the numpy and the numba backward, max |ours - torch| / max(1, max |torch|) <= 1e-4."""
 
 import numpy as np
 import pytest
@@ -16,17 +16,25 @@ from minivivit.grad import backward  # noqa: E402
 FULL = vivit_b()  # ViViTConfig's defaults are ViViT-B
 
 
-@pytest.mark.slow
-def test_vivit_b_gradients_equal_torch():
+@pytest.fixture(scope="module")
+def vivit_b_case():
     hf = random_hf_model("classifier", seed=80, attn_implementation="sdpa", **FULL)
     model = to_minivivit(hf)
     x, y = random_clip(model.config, seed=9), np.array([123])
-    ours = backward(model, x, y, input_grad=True)
     loss, grads, dx, _ = torch_backward(hf, x, labels=y, attentions=False)
+    del hf
+    return model, x, y, loss, grads, dx
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_vivit_b_gradients_equal_torch(vivit_b_case, backend):
+    model, x, y, loss, grads, dx = vivit_b_case
+    ours = backward(model, x, y, input_grad=True, backend=backend)
     errs = grad_errors(ours.params, grads)
     errs["pixel_values"] = rel(ours.pixel_values, dx)
     worst = max(errs, key=errs.get)
-    print(f"ViViT-B gradients: worst {worst} {errs[worst]:.2e}, dL/dx {errs['pixel_values']:.2e}, loss {ours.loss:.6f}"
+    print(f"ViViT-B gradients ({backend}): worst {worst} {errs[worst]:.2e}, dL/dx {errs['pixel_values']:.2e}, loss {ours.loss:.6f}"
           f" vs {loss:.6f}")
     bad = {k: v for k, v in errs.items() if not v <= 1e-4}
     assert abs(ours.loss - loss) <= 1e-4 * max(1, loss)
