@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "classify", "attention", "explore", "convert", "export", "debug", "bench"]
+COMMANDS = ["demo", "classify", "attention", "explore", "convert", "export", "finetune", "debug", "bench"]
 
 
 def _command_modules():

@@ -11,11 +11,12 @@ The loop: fit(model, train_clips, val_clips, FitOptions(...), checkpoint=path, r
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .init import init_for_training
 from .loop import ArrayClips, FitOptions, FitResult, fit, trainable_names
 from .optim import AdamW, clip_grad_norm_, global_norm, no_decay_for_norms_and_biases
 from .schedule import warmup_cosine
 from .step import accumulate, evaluate, select, train_step
 
 __all__ = ["AdamW", "ArrayClips", "FitOptions", "FitResult", "accumulate", "clip_grad_norm_", "evaluate", "fit",
-           "global_norm", "load_checkpoint", "no_decay_for_norms_and_biases", "save_checkpoint", "select",
+           "global_norm", "init_for_training", "load_checkpoint", "no_decay_for_norms_and_biases", "save_checkpoint", "select",
            "train_step", "trainable_names", "warmup_cosine"]

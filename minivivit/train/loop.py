@@ -111,13 +111,14 @@ def trainable_names(model: Model, head_only: bool = False, last_k_blocks: int | 
 
 
 def fit(model: Model, train, val=None, options: FitOptions | None = None, *, checkpoint=None,
-        resume: bool = False, log=print) -> FitResult:
+        resume: bool = False, log=print, on_step=None) -> FitResult:
     """Train `model` in place on the clip source `train`, validating on `val` after every epoch.
 
     checkpoint: a path; written atomically at each epoch's end (and every checkpoint_every steps, at
     stop_at_step and on Ctrl-C). An existing file is an error unless resume=True, which continues the
     run it holds (same options required; the model's params are overwritten by the checkpoint's).
-    log(message) receives one line per epoch (None: silent).
+    log(message) receives one line per epoch (None: silent); on_step(step, stats) is called after every
+    optimiser step with train_step's stats (loss, accuracy, grad_norm, lr, clips), e.g. for a learning curve.
     """
     opts = options or FitOptions()
     n = len(train)
@@ -167,6 +168,8 @@ def fit(model: Model, train, val=None, options: FitOptions | None = None, *, che
                 sums["loss"] += stats["loss"] * stats["clips"]
                 sums["correct"] += stats["accuracy"] * stats["clips"]
                 bar.update(1)
+                if on_step is not None:
+                    on_step(step, stats)
                 bar.set_postfix(epoch=epoch, loss=f"{sums['loss'] / sums['seen']:.3f}",
                                 acc=f"{sums['correct'] / sums['seen']:.2f}",
                                 clips_s=f"{(sums['seen'] - seen0) / (time.perf_counter() - t0):.1f}")
