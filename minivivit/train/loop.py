@@ -46,6 +46,7 @@ class FitOptions:
     max_grad_norm: float | None = 1.0  # clip the global gradient norm (None: no clipping)
     label_smoothing: float = 0.0  # torch's cross_entropy label_smoothing
     seed: int = 0  # the epochs' clip order and the dropout masks
+    shuffle: bool = True  # a new clip order every epoch; False: clips in source order (a stream, a curriculum)
     head_only: bool = False  # train only the classifier head
     last_k_blocks: int | None = None  # train only the last k encoder blocks, the final LayerNorm and the head
     backend: str = "numpy"  # the forward's backend ("numpy" | "numba")
@@ -150,7 +151,7 @@ def fit(model: Model, train, val=None, options: FitOptions | None = None, *, che
     try:
         while step < stop:
             epoch, first = divmod(step, steps_per_epoch)
-            order = np.random.default_rng([opts.seed, epoch + 2]).permutation(n)
+            order = np.random.default_rng([opts.seed, epoch + 2]).permutation(n) if opts.shuffle else np.arange(n)
             t0 = time.perf_counter()
             if first == 0:
                 sums.update(seen=0, loss=0.0, correct=0.0)
