@@ -39,9 +39,10 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 TRAIN_SEED, VAL_SEED = 0, 1  # clip streams; tests/demo/test_demo_model.py uses TEST_SEED = 2024
 
-# The demo model: ViViT-shaped, small. Grid (8, 8, 8) = 512 tubelets + CLS; 0.16 M parameters.
+# The demo model: ViViT-shaped, small. Tubelets of 4 frames: grid (4, 8, 8) = 256 tubelets + CLS, one time slice
+# per quadrant visit. (2-frame tubelets, 512 tokens, cost ~2.5x more per step: too slow for the time budget.)
 DEMO = {
-    "model": {"image_size": 64, "num_frames": 16, "tubelet_size": [2, 8, 8], "hidden_size": 64, "num_hidden_layers": 3,
+    "model": {"image_size": 64, "num_frames": 16, "tubelet_size": [4, 8, 8], "hidden_size": 64, "num_hidden_layers": 3,
               "num_attention_heads": 4, "intermediate_size": 128, "hidden_act": "gelu_fast", "layer_norm_eps": 1e-6},
     "train_clips": 9600, "val_clips": 400, "epochs": 1, "batch": 16, "lr": 1e-3, "warmup": 50, "weight_decay": 0.05,
     "init_std": 0.125, "pos_init_std": 3.0,  # 1/sqrt(hidden) and ~ the tubelet features' size; see init_for_training
@@ -58,8 +59,8 @@ SMOKE = {
 class VisitClips:
     """A fit() clip source: clip i = make_visit_clip(seed, i), made and preprocessed when a step asks for it."""
 
-    def __init__(self, seed: int, n: int, config):
-        self.seed, self.n, self.config = seed, n, config
+    def __init__(self, seed: int, n: int, config, start: int = 0):
+        self.seed, self.n, self.config, self.start = seed, n, config, start  # clips start .. start + n - 1
 
     def __len__(self):
         return self.n
@@ -69,7 +70,8 @@ class VisitClips:
         from minivivit.video.preprocess import preprocess_for
 
         c = self.config
-        clips = [make_visit_clip(self.seed, int(i), num_frames=c.num_frames, size=c.image_hw[0]) for i in indices]
+        clips = [make_visit_clip(self.seed, self.start + int(i), num_frames=c.num_frames, size=c.image_hw[0])
+                 for i in indices]
         frames = np.stack([k.frames for k in clips])  # uint8 [b, T, H, W, 3]
         return preprocess_for(c, frames), np.array([k.label for k in clips])  # [b, T, 3, H, W], [b]
 
@@ -86,12 +88,18 @@ def build_model(model_kw: dict, seed: int, std: float = 0.125, pos_std: float = 
     return minivivit.Model(init_for_training(config, seed, std=std, pos_std=pos_std), config)
 
 
-def train(recipe: dict, seed: int, checkpoint=None, resume=False, log=lambda msg: print(msg, flush=True)):
-    """Train from scratch (or resume); returns (model, FitResult, learning curve [(step, loss, acc), ...])."""
+def train(recipe: dict, seed: int, checkpoint=None, resume=False, init_from=None, start_clip: int = 0,
+          log=lambda msg: print(msg, flush=True)):
+    """Train from scratch, or on from the weights file init_from (a second phase, on clips from start_clip on);
+    or resume a checkpoint. Returns (model, FitResult, learning curve [(step, loss, acc), ...])."""
+    import minivivit
     from minivivit.train import FitOptions, fit
 
-    model = build_model(recipe["model"], seed, recipe["init_std"], recipe["pos_init_std"])
-    train_src = VisitClips(TRAIN_SEED, recipe["train_clips"], model.config)
+    if init_from is not None:
+        model = minivivit.load(init_from)
+    else:
+        model = build_model(recipe["model"], seed, recipe["init_std"], recipe["pos_init_std"])
+    train_src = VisitClips(TRAIN_SEED, recipe["train_clips"], model.config, start=start_clip)
     val_src = VisitClips(VAL_SEED, recipe["val_clips"], model.config)
     opts = FitOptions(epochs=recipe["epochs"], batch_size=recipe["batch"], lr=recipe["lr"],
                       warmup_steps=recipe["warmup"], weight_decay=recipe["weight_decay"], max_grad_norm=1.0,
@@ -116,6 +124,9 @@ def main(argv=None) -> int:
     p.add_argument("--train-clips", type=int, default=None, help="override the number of training clips")
     p.add_argument("--tubelet-frames", type=int, default=None, help="override the tubelet's number of frames")
     p.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
+    p.add_argument("--warmup", type=int, default=None, help="override the warm-up steps")
+    p.add_argument("--init-from", default=None, help="start from this minivivit weights file (a second phase)")
+    p.add_argument("--start-clip", type=int, default=0, help="the first training clip of stream 0 (default 0)")
     p.add_argument("--pos-init-std", type=float, default=None, help="override the position embeddings' initial spread")
     p.add_argument("--checkpoint", default=None, help="keep a training checkpoint here (every 50 steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint")
@@ -129,7 +140,7 @@ def main(argv=None) -> int:
         recipe["train_clips"] = args.train_clips
     if args.tubelet_frames is not None:
         recipe["model"] = {**recipe["model"], "tubelet_size": [args.tubelet_frames, *recipe["model"]["tubelet_size"][1:]]}
-    for key in ("lr",):
+    for key in ("lr", "warmup"):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
     if args.pos_init_std is not None:
@@ -139,7 +150,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"{out} already exists; pass --force to replace it")
 
     t0, c0 = time.time(), time.process_time()
-    model, result, curve = train(recipe, args.seed, checkpoint=args.checkpoint, resume=args.resume)
+    model, result, curve = train(recipe, args.seed, checkpoint=args.checkpoint, resume=args.resume,
+                                 init_from=args.init_from, start_clip=args.start_clip)
     train_time, cpu_time = time.time() - t0, time.process_time() - c0
     val_acc = result.history[-1]["val_accuracy"]
     print(f"trained {result.step} steps in {train_time:.0f} s ({cpu_time:.0f} s of CPU); held-out accuracy "
@@ -147,7 +159,7 @@ def main(argv=None) -> int:
     model.save(out, overwrite=args.force)  # atomic (minivivit.fileio)
     import minivivit
 
-    info = {"recipe": recipe, "seed": args.seed, "train_seed": TRAIN_SEED, "val_seed": VAL_SEED,
+    info = {"recipe": recipe, "seed": args.seed, "init_from": args.init_from, "start_clip": args.start_clip, "train_seed": TRAIN_SEED, "val_seed": VAL_SEED,
             "steps": result.step, "train_seconds": round(train_time, 1), "train_cpu_seconds": round(cpu_time, 1),
             "val_accuracy": val_acc, "history": result.history, "final_loss": curve[-1][1] if curve else None,
             "numpy": np.__version__, "minivivit": getattr(minivivit, "__version__", "dev"),
