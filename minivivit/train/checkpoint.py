@@ -63,9 +63,12 @@ def load_checkpoint(path, decay=None) -> dict:
     check_params(flat, config, source=str(path))
     model = Model(unflatten_params(flat), config)
     opt_meta = meta["optimizer"]
-    optimizer = AdamW(model.params, lr=opt_meta["lr"], betas=opt_meta["betas"], eps=opt_meta["eps"],
+    moments = part("adam.m.")
+    trained = model.params if set(moments) == set(flat) else {k: v for k, v in flatten_params(model.params).items()
+                                                              if k in moments}  # parameter groups: a frozen part
+    optimizer = AdamW(trained, lr=opt_meta["lr"], betas=opt_meta["betas"], eps=opt_meta["eps"],
                       weight_decay=opt_meta["weight_decay"], decay=decay)
-    optimizer.load_state_dict({**opt_meta, "m": part("adam.m."), "v": part("adam.v.")})
+    optimizer.load_state_dict({**opt_meta, "m": moments, "v": part("adam.v.")})
     rng = None
     if meta["rng"] is not None:
         bit_generator = getattr(np.random, meta["rng"]["bit_generator"])()

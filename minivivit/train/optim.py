@@ -98,8 +98,21 @@ class AdamW:
                                  f"{sorted(have ^ want)[:5]} differ")
         self.t, self.lr, self.eps, self.weight_decay = int(state["t"]), state["lr"], state["eps"], state["weight_decay"]
         self.betas = tuple(state["betas"])
-        self.m = unflatten_params({k: np.array(v) for k, v in state["m"].items()})
-        self.v = unflatten_params({k: np.array(v) for k, v in state["v"].items()})
+        # the moments keep the nesting of the params given (nested, or flat for a parameter group)
+        self.m = _like(self.m, {k: np.array(v) for k, v in state["m"].items()})
+        self.v = _like(self.v, {k: np.array(v) for k, v in state["v"].items()})
+
+
+def _like(tree, flat: dict, prefix: str = ""):
+    """flat {name: array} put into the nesting of `tree` (whose flat names are the same)."""
+    if isinstance(tree, dict):
+        return {k: _like(v, flat, f"{prefix}{k}.") for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_like(v, flat, f"{prefix}{i}.") for i, v in enumerate(tree)]
+    value = flat[prefix[:-1]]
+    if value.shape != tree.shape:
+        raise ValueError(f"optimiser state {prefix[:-1]!r} has shape {value.shape}; the parameter has {tree.shape}")
+    return value
 
 
 def no_decay_for_norms_and_biases(name: str) -> bool:

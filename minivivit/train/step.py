@@ -11,7 +11,7 @@ import numpy as np
 
 from ..grad import backward
 from ..model import Model
-from ..weights import map_params
+from ..weights import flatten_params, map_params
 from .optim import AdamW, clip_grad_norm_, global_norm
 
 
@@ -25,6 +25,15 @@ def accumulate(acc, grads, weight: float = 1.0):
     return acc
 
 
+def select(params, names) -> dict:
+    """{flat name: array} for the given names (the arrays themselves, so updating them updates params)."""
+    flat = flatten_params(params)
+    unknown = sorted(set(names) - set(flat))
+    if unknown:
+        raise ValueError(f"no such parameters: {unknown[:5]} (names look like {list(flat)[:3]})")
+    return {k: flat[k] for k in flat if k in set(names)}
+
+
 def _leaves(tree):
     if isinstance(tree, dict):
         return [x for v in tree.values() for x in _leaves(v)]
@@ -35,12 +44,14 @@ def _leaves(tree):
 
 def train_step(model: Model, optimizer: AdamW, micro_batches, *, lr: float | None = None,
                rng: np.random.Generator | None = None, train: bool = True, max_grad_norm: float | None = None,
-               label_smoothing: float = 0.0, backend: str = "numpy") -> dict:
+               label_smoothing: float = 0.0, backend: str = "numpy", trainable=None) -> dict:
     """One update from micro-batches [(pixel_values [b, T, C, H, W], labels [b]), ...] (gradient accumulation).
 
     The gradient is that of the mean loss over all clips of all micro-batches (each micro-batch's mean
     gradient weighted by its size), so 2 micro-batches of 4 give the gradient of one batch of 8.
     Then clipping by global norm (if max_grad_norm) and one AdamW step at lr.
+    trainable: None (every parameter) or a collection of flat names ('head.w', 'blocks.2.mlp.fc1.b', ...):
+    only those are clipped and updated, and the optimiser must hold exactly them (AdamW(select(params, names))).
     Returns {'loss', 'accuracy', 'grad_norm' (before clipping), 'lr', 'clips'}.
     """
     acc, n, loss_sum, correct = None, 0, 0.0, 0
@@ -56,8 +67,11 @@ def train_step(model: Model, optimizer: AdamW, micro_batches, *, lr: float | Non
     if acc is None:
         raise ValueError("train_step got no micro-batches; pass [(pixel_values, labels), ...]")
     grads = map_params(lambda a: a / a.dtype.type(n), acc)
+    params = model.params
+    if trainable is not None:  # frozen parameters: no clipping share, no update, no optimiser state
+        params, grads = select(model.params, trainable), select(grads, trainable)
     norm = clip_grad_norm_(grads, max_grad_norm) if max_grad_norm else global_norm(grads)
-    optimizer.step(model.params, grads, lr)
+    optimizer.step(params, grads, lr)
     return {"loss": loss_sum / n, "accuracy": correct / n, "grad_norm": norm,
             "lr": optimizer.lr if lr is None else lr, "clips": n}
 
