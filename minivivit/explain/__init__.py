@@ -35,6 +35,7 @@ from .metrics import (
     slice_profile,
     space_time_decomposition,
     tubelet_coverage,
+    uniform_distance,
 )
 from .rollout import discard_lowest, fuse_heads, rollout, rollout_cls, rollout_matrix, rownorm
 
@@ -44,5 +45,5 @@ __all__ = [
     "cls_rollout", "discard_lowest", "distance_by_layer", "distance_matrices", "entropy", "estimate_bytes",
     "format_bytes", "fuse_heads", "head_entropy", "mean_attention_distance", "normalize", "recompute_attention",
     "rollout", "rollout_cls", "rollout_matrix", "rownorm", "slice_profile", "space_time_decomposition",
-    "tubelet_coverage", "tubelet_grid",
+    "tubelet_coverage", "tubelet_grid", "uniform_distance",
 ]

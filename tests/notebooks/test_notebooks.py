@@ -57,13 +57,6 @@ NOTEBOOKS = render.notebooks(NB_DIR)
 IDS = [p.stem for p in NOTEBOOKS]
 EXPECTED = ["01", "02", "03", "04", "05", "06", "07", "08"]
 
-# Issue 18 is done in parts; part 2 edits notebooks 01, 02 and 04. Until then their check cells still fall
-# back to the hidden solution and print ✓ on a blank exercise, and 01 shows transformers' "Writing model
-# shards" bar. Each is a strict xfail: the day part 2 fixes it, the test passes and pytest fails it, so the
-# mark cannot outlive the bug.
-PART_2 = {"01", "02", "04"}
-NOISY = {"01"}
-
 # A wrong answer for every exercise (in the notebook's order), and what the check cell's assert then says.
 WRONG = {
     "01": [("def top_k(logits, labels, k=5):\n    order = np.argsort(logits)[:k]  # ascending: the least likely\n"
@@ -168,11 +161,6 @@ def run_once(path: Path, tmp_path_factory):
     if nb is None:
         raise results
     return nb, results
-
-
-def part_2(paths, reason):
-    return [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
-            if number(p) in PART_2 else pytest.param(p, id=p.stem) for p in paths]
 
 
 @pytest.fixture
@@ -335,16 +323,14 @@ def test_every_figure_is_drawn(path, tmp_path_factory, agg):
     assert not missing, f"{path.name}: these cells made a matplotlib figure but show no image: {missing}"
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="part 2 of issue 18: notebook 01 must call transformers.logging.disable_progress_bar()"))
-    if number(p) in NOISY else pytest.param(p, id=p.stem) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_no_progress_bars_or_tqdm_warnings(path, tmp_path_factory, agg):
     nb, _ = run_once(path, tmp_path_factory)
     noise = render.noise_in_outputs(nb)
     assert not noise, f"{path.name}: {noise}"
 
 
-@pytest.mark.parametrize("path", part_2(NOTEBOOKS, "part 2 of issue 18: this check cell still prints ✓ on a blank exercise"))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_blank_exercise_says_not_done(path, tmp_path_factory, agg):
     nb, results = run_once(path, tmp_path_factory)
     for _, _, check in exercise_cells(nb):
