@@ -176,6 +176,50 @@ else:
     print("torch is not installed: skipping the torch comparison")
 
 # %% [markdown]
+# ### Tubelet embedding vs uniform frame sampling (paper, Section 3.2 and Figures 2–3)
+#
+# The paper considers two ways to make tokens from a clip. **Uniform frame sampling** takes n_t frames
+# and cuts each into 2-D patches as ViT does — a "tubelet" one frame long, over the sampled frames.
+# **Tubelet embedding** cuts space-time boxes of tt frames, so one token already fuses time (the
+# paper's choice for ViViT). Both are the same Conv3d with different kernels; for our clip:
+
+# %%
+every_other = x[:, tt // 2::tt]  # [1, 8, 3, 64, 64]: frames 1, 3, 5, ... (uniform sampling, n_t = 8)
+frame_kernel = proj_w.reshape(tt, ph * pw * 3, D)[tt // 2]  # [ph*pw*C, D]: a 2-D patch kernel (one frame)
+by_frames = layers.tubelet_embed(every_other, frame_kernel, proj_b, (1, ph, pw))  # [1, 8*8*8, D]
+print(f"uniform frame sampling: {every_other.shape[1]} frames x {h * w} patches = {by_frames.shape[1]} tokens, "
+      f"each seeing {ph * pw * 3} values of one frame")
+print(f"tubelet embedding:      {t} slices x {h * w} tubelets  = {by_library.shape[1]} tokens, "
+      f"each seeing {tt * ph * pw * 3} values of {tt} frames")
+
+# %% [markdown]
+# Same token count (8 · 8 · 8), different tokens. The paper initialises the tubelet kernel from an
+# image ViT's patch kernel by **central frame initialisation** (its Eq. 9): the image kernel in the
+# middle frame of the tubelet, zeros in the others. With that kernel, tubelet embedding computes
+# *exactly* the uniform-frame-sampling tokens — checked here — and training is what lets the other
+# frames of each tubelet (and so motion inside a token) in.
+
+# %%
+central = np.zeros((tt, ph * pw * 3, D))  # [tt, ph*pw*C, D] Eq. 9: zeros except the middle frame
+central[tt // 2] = frame_kernel
+by_central_tubelets = layers.tubelet_embed(x, central.reshape(-1, D), proj_b, config.tubelet_size)  # [1, P, D]
+print("max |tubelets with central init - uniform frame sampling| =", np.abs(by_central_tubelets - by_frames).max())
+assert np.allclose(by_central_tubelets, by_frames, atol=1e-10)
+
+# %% [markdown]
+# How much does a *trained* tubelet kernel use its two frames? Split the bundled demo model's kernel
+# `E = [E_0, E_1]` (one `[ph·pw·C, D]` half per frame) into the part that responds to the frames' sum,
+# `(E_0 + E_1)/2`, and the part that responds to their *difference*, `(E_1 − E_0)/2` — change between
+# the two frames, i.e. motion inside the token. Uniform frame sampling has no difference part at all.
+
+# %%
+trained = minivivit.load().params["embed"]["proj"]["w"].astype(np.float64).reshape(tt, -1, D)  # [tt, ph*pw*C, D]
+sum_part = np.linalg.norm((trained[0] + trained[1]) / 2)
+diff_part = np.linalg.norm((trained[1] - trained[0]) / 2)
+print(f"trained demo kernel: |sum part| = {sum_part:.2f}, |difference part| = {diff_part:.2f} "
+      f"(ratio {diff_part / sum_part:.2f}; 0 would mean the token cannot see change within its 2 frames)")
+
+# %% [markdown]
 # ## 3. Position embeddings: where and when
 #
 # The position embeddings are a learned `[N, D]` table added to the tokens: without them attention
