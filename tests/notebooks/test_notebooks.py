@@ -55,7 +55,7 @@ TRIES = ("wrong", "check after the wrong answer", "right", "check after the righ
 
 NOTEBOOKS = render.notebooks(NB_DIR)
 IDS = [p.stem for p in NOTEBOOKS]
-EXPECTED = ["01", "02", "03", "04", "05", "06", "07", "08"]
+EXPECTED = ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 # A wrong answer for every exercise (in the notebook's order), and what the check cell's assert then says.
 WRONG = {
@@ -85,6 +85,8 @@ WRONG = {
            ("def to_space_groups(z, t, S):\n    B, P, D = z.shape\n"
             "    return z.reshape(B, S, t, D).transpose(0, 2, 1, 3).reshape(B * t, S, D)  # (h, w, t) order assumed\n",
             "to_space_groups")],
+    "09": [("def my_lr(step, total, warmup):\n    return 0.5 * (1.0 + np.cos(np.pi * step / total))  # no warm-up\n",
+            "my_lr differs")],
 }
 EXERCISES = [(p, k) for p in NOTEBOOKS for k in range(len(WRONG.get(p.name[:2], [None])))]
 
@@ -249,7 +251,7 @@ def test_minivivit_progress_bars_do_not_warn_without_ipywidgets(tmp_path, agg):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_there_are_eight_notebooks():
+def test_there_are_nine_notebooks():
     assert [number(p) for p in NOTEBOOKS] == EXPECTED, [p.name for p in NOTEBOOKS]
     table = (ROOT / "docs" / "notebooks.md").read_text()
     for p in NOTEBOOKS:
