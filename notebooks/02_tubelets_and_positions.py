@@ -29,7 +29,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 import minivivit
-from minivivit import debug, layers
+from minivivit import layers
 from minivivit.data import make_clip
 
 # %% [markdown]
@@ -103,15 +103,18 @@ def true_token(frame, row, col):
     return 1 + int(np.argwhere(rows[0] == ids[0, frame, 0, row, col])[0, 0])
 
 
+probe = np.random.default_rng(0).integers([0, 0, 0], [16, 64, 64], size=(50, 3))  # 50 random pixels
 try:
     my_token(0, 0, 0)
+    done = True
 except NotImplementedError:
-    print("my_token is not written yet: checking the hidden solution instead")
-    my_token = solution_token
-probe = np.random.default_rng(0).integers([0, 0, 0], [16, 64, 64], size=(50, 3))  # 50 random pixels
-for f, r, c in probe:
-    assert my_token(f, r, c) == true_token(f, r, c), f"my_token({f}, {r}, {c}) = {my_token(f, r, c)}, patchify says {true_token(f, r, c)}"
-print(f"your my_token matches the library's patchify on {len(probe)} random pixels: ✓")
+    done = False
+if not done:
+    print("not done: write my_token above (until then the rest of the notebook uses the hidden solution)")
+else:
+    for f, r, c in probe:
+        assert my_token(f, r, c) == true_token(f, r, c), f"my_token({f}, {r}, {c}) = {my_token(f, r, c)}, patchify says {true_token(f, r, c)}"
+    print(f"your my_token matches the library's patchify on {len(probe)} random pixels: ✓")
 
 # %% [markdown]
 # ## 2. The tubelet projection is a strided Conv3d
@@ -171,6 +174,50 @@ if importlib.util.find_spec("torch"):
     assert np.allclose(y, by_library, atol=1e-10)
 else:
     print("torch is not installed: skipping the torch comparison")
+
+# %% [markdown]
+# ### Tubelet embedding vs uniform frame sampling (paper, Section 3.2 and Figures 2–3)
+#
+# The paper considers two ways to make tokens from a clip. **Uniform frame sampling** takes n_t frames
+# and cuts each into 2-D patches as ViT does — a "tubelet" one frame long, over the sampled frames.
+# **Tubelet embedding** cuts space-time boxes of tt frames, so one token already fuses time (the
+# paper's choice for ViViT). Both are the same Conv3d with different kernels; for our clip:
+
+# %%
+every_other = x[:, tt // 2::tt]  # [1, 8, 3, 64, 64]: frames 1, 3, 5, ... (uniform sampling, n_t = 8)
+frame_kernel = proj_w.reshape(tt, ph * pw * 3, D)[tt // 2]  # [ph*pw*C, D]: a 2-D patch kernel (one frame)
+by_frames = layers.tubelet_embed(every_other, frame_kernel, proj_b, (1, ph, pw))  # [1, 8*8*8, D]
+print(f"uniform frame sampling: {every_other.shape[1]} frames x {h * w} patches = {by_frames.shape[1]} tokens, "
+      f"each seeing {ph * pw * 3} values of one frame")
+print(f"tubelet embedding:      {t} slices x {h * w} tubelets  = {by_library.shape[1]} tokens, "
+      f"each seeing {tt * ph * pw * 3} values of {tt} frames")
+
+# %% [markdown]
+# Same token count (8 · 8 · 8), different tokens. The paper initialises the tubelet kernel from an
+# image ViT's patch kernel by **central frame initialisation** (its Eq. 9): the image kernel in the
+# middle frame of the tubelet, zeros in the others. With that kernel, tubelet embedding computes
+# *exactly* the uniform-frame-sampling tokens — checked here — and training is what lets the other
+# frames of each tubelet (and so motion inside a token) in.
+
+# %%
+central = np.zeros((tt, ph * pw * 3, D))  # [tt, ph*pw*C, D] Eq. 9: zeros except the middle frame
+central[tt // 2] = frame_kernel
+by_central_tubelets = layers.tubelet_embed(x, central.reshape(-1, D), proj_b, config.tubelet_size)  # [1, P, D]
+print("max |tubelets with central init - uniform frame sampling| =", np.abs(by_central_tubelets - by_frames).max())
+assert np.allclose(by_central_tubelets, by_frames, atol=1e-10)
+
+# %% [markdown]
+# How much does a *trained* tubelet kernel use its two frames? Split the bundled demo model's kernel
+# `E = [E_0, E_1]` (one `[ph·pw·C, D]` half per frame) into the part that responds to the frames' sum,
+# `(E_0 + E_1)/2`, and the part that responds to their *difference*, `(E_1 − E_0)/2` — change between
+# the two frames, i.e. motion inside the token. Uniform frame sampling has no difference part at all.
+
+# %%
+trained = minivivit.load().params["embed"]["proj"]["w"].astype(np.float64).reshape(tt, -1, D)  # [tt, ph*pw*C, D]
+sum_part = np.linalg.norm((trained[0] + trained[1]) / 2)
+diff_part = np.linalg.norm((trained[1] - trained[0]) / 2)
+print(f"trained demo kernel: |sum part| = {sum_part:.2f}, |difference part| = {diff_part:.2f} "
+      f"(ratio {diff_part / sum_part:.2f}; 0 would mean the token cannot see change within its 2 frames)")
 
 # %% [markdown]
 # ## 3. Position embeddings: where and when
@@ -267,6 +314,13 @@ assert acc >= 0.75
 
 # %%
 from minivivit.position import resize_grid
+from minivivit.tokens import tubelet_grid
+
+
+def tubelet_grid_of(config, height, width):
+    """(t, h, w) tubelets of a clip of config.num_frames frames of height x width."""
+    return tubelet_grid((config.num_frames, height, width), config.tubelet_size)
+
 
 grid_pos = np.zeros((t, h, w, 1))
 grid_pos[:, :, :, 0] = np.arange(t)[:, None, None] * 10 + np.arange(h)[None, :, None]  # value = 10*t + y
@@ -275,11 +329,19 @@ print("time slice means before:", grid_pos[..., 0].mean(axis=(1, 2)).round(1))
 print("time slice means after: ", resized.mean(axis=(1, 2)).round(1), " (time resized linearly, slices stay separate)")
 
 # %% [markdown]
-# **Why HF's `interpolate_pos_encoding` breaks.** transformers' `VivitEmbeddings` copies the ViT
-# code: it takes the `t·h·w` patch positions, reshapes them as a *square image* of side
-# `sqrt(t·h·w)`, and resizes that image to the new `(h', w')`. For ViViT-B, 3136 = 56², so the
-# "image" is 56 × 56 — and each of its rows mixes positions from different frames. The picture
-# shows which time slice every pixel of HF's 56 × 56 image comes from:
+# **What HF's `interpolate_pos_encoding` does instead** — measured live below on the transformers
+# installed here, because its behaviour has changed between versions. `VivitEmbeddings` copies ViT's
+# code, with two consequences:
+#
+# * it decides whether to resize by comparing the *config's* patch count with the table's (equal for
+#   every checkpoint) and by asking whether the frames are square — not by looking at the clip's
+#   token count. So for **square frames of any size** it returns the table unchanged, and the add
+#   then fails for lack of positions;
+# * **non-square frames** do reach the resize, and there the `t·h·w` positions are reshaped as a
+#   *square image* of side `sqrt(t·h·w)` — 56 × 56 for ViViT-B — whose rows mix positions from
+#   different frames, resized to `(h', w')`: `h'·w'` positions for `t·h'·w'` tokens.
+#
+# The picture shows which time slice every pixel of that 56 × 56 image comes from:
 
 # %%
 tb, hb, wb = vit_b.grid
@@ -292,28 +354,39 @@ ax.set(title=f"HF's {side}×{side} 'image' of ViViT-B positions", xlabel="column
 fig.colorbar(im, ax=ax, label="time slice t of the position")
 plt.tight_layout()
 plt.show()
-print("HF resizes this to (h', w') only, so the output has h'*w' positions but the clip has t*h'*w' tokens:")
-print(f"  e.g. 32 frames at 288x288: HF makes {18 * 18} positions for {16 * 18 * 18} tokens -> a shape error")
-print(f"  and for our 8x8x8 grid, sqrt(512) = {np.sqrt(512):.2f} is not even an integer")
+print(f"and for our 8x8x8 grid, sqrt(512) = {np.sqrt(512):.2f} is not even an integer: no square image at all")
 
 # %% [markdown]
-# Live, if transformers is installed: a tiny HF ViViT whose 4 × 2 × 2 = 16 positions happen to
-# form a 4 × 4 square, asked to run on frames twice as large.
+# Live, if transformers is installed: HF's own `VivitEmbeddings` with ViViT-B's config (random weights;
+# the embedding layer alone, so it is quick), on 32 frames of 288 × 288 (square) and of 224 × 288
+# (not square). For each: how many tokens the clip makes, how many positions HF's resize returns, and
+# what the forward pass does with them.
 
 # %%
 if importlib.util.find_spec("transformers"):
-    from transformers import VivitConfig, VivitModel
+    import transformers
+    from transformers import VivitConfig
+    from transformers.models.vivit.modeling_vivit import VivitEmbeddings
 
-    hf = VivitModel(VivitConfig(image_size=32, num_frames=8, tubelet_size=[2, 16, 16], hidden_size=16,
-                                num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).eval()
-    bigger = torch.zeros(1, 8, 3, 64, 64)  # 4 x 4 x 4 = 64 tubelets
-    try:
-        hf(bigger, interpolate_pos_encoding=True)
-        print("HF accepted it (a newer transformers may have fixed this)")
-    except RuntimeError as err:
-        print("HF fails:", str(err).splitlines()[0])
+    print("transformers", transformers.__version__)
+    hf_embed = VivitEmbeddings(VivitConfig()).eval()  # ViViT-B: 32 x 224 x 224, tubelets 2 x 16 x 16
+    for height, width in ((288, 288), (224, 288)):
+        clip_tokens = 1 + (32 // 2) * (height // 16) * (width // 16)
+        with torch.no_grad():
+            dummy = torch.zeros(1, clip_tokens, vit_b.hidden_size)
+            positions = hf_embed.interpolate_pos_encoding(dummy, height, width).shape[1]
+            try:
+                hf_embed(torch.zeros(1, 32, 3, height, width), interpolate_pos_encoding=True)
+                outcome = "ran"
+            except RuntimeError as err:
+                outcome = "fails: " + str(err).splitlines()[0]
+        print(f"{height}x{width}: the clip has {clip_tokens} tokens, HF's resize returns {positions} positions; "
+              f"the forward pass {outcome}")
+        ours = 1 + int(np.prod(tubelet_grid_of(vit_b, height, width)))
+        assert positions != clip_tokens and ours == clip_tokens
+    print(f"minivivit's resize_grid gives both clips as many positions as tokens ({1 + 16 * 18 * 18} and {1 + 16 * 14 * 18})")
 else:
-    print("transformers is not installed: skipping the live HF demonstration")
+    print("transformers is not installed: skipping the live HF measurement")
 
 # %% [markdown]
 # ## Final check
@@ -327,10 +400,10 @@ from minivivit.weights import init_params
 
 model = minivivit.Model(init_params(config, seed=1, scale=0.1), config).to(np.float64)
 small = rng.normal(size=(1, 8, 3, 48, 48))  # 8 frames of 48x48 instead of 16 of 64x64
-trace = debug.trace(model, small, include="embed.out", interpolate_pos_encoding=True)  # the library's embedding
+library = model(small, output_hidden_states=True, interpolate_pos_encoding=True).hidden_states[0]  # embeddings' output
 e = model.params["embed"]
 tokens = np.concatenate([e["cls"][None, None], layers.tubelet_embed(small, e["proj"]["w"], e["proj"]["b"], config.tubelet_size)], axis=1)
 pos = np.concatenate([e["pos"][:1], resize_grid(e["pos"][1:], (t, h, w), (4, 6, 6))])  # [1 + 4*6*6, D]
 mine = tokens + pos  # [1, 145, D]
-assert np.allclose(mine, trace["embed.out"], atol=1e-12), np.abs(mine - trace["embed.out"]).max()
+assert np.allclose(mine, library, atol=1e-12), np.abs(mine - library).max()
 print(f"{mine.shape[1]} tokens; your resized embedding matches the library's: ✓")

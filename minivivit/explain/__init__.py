@@ -37,6 +37,7 @@ from .metrics import (
     slice_profile,
     space_time_decomposition,
     tubelet_coverage,
+    uniform_distance,
 )
 from .relevance import gae, gae_from_maps, grad_rollout, grad_rollout_from_maps, resolve_target
 from .rollout import discard_lowest, fuse_heads, rollout, rollout_cls, rollout_matrix, rownorm
@@ -82,4 +83,5 @@ __all__ = [
     "space_time_decomposition",
     "tubelet_coverage",
     "tubelet_grid",
+    "uniform_distance",
 ]

@@ -54,6 +54,13 @@ def distance_matrices(tokens: TokenMap):
     return space, time
 
 
+def uniform_distance(tokens: TokenMap) -> dict:
+    """{"space" px, "time" frames}: the mean attention distance of *uniform* attention over the patch keys,
+    the reference every head's distance is read against (a head at this value looks everywhere alike)."""
+    space, time = distance_matrices(tokens)
+    return {"space": float(space.mean()), "time": float(time.mean())}
+
+
 def mean_attention_distance(attn, tokens: TokenMap) -> dict:
     """Full maps [..., nh, N, N] -> {"space" px, "time" frames, "cls_share"}, each [..., nh] (or [N, N] -> scalars).
 
@@ -105,7 +112,9 @@ def space_time_decomposition(row, query: int, tokens: TokenMap) -> dict:
     Keys are patch tokens, renormalised without CLS. Returns
       same_slice     mass on keys in the query's time slice (same t; attention "within the frame")
       same_location  mass on keys at the query's (y, x) in every time slice ("the same place over time")
-      taus, curve    m(tau) = mass on keys at t_key - t_query = tau, tau = -(t-1) .. t-1; sums to 1
+      taus, curve    m(tau) = mass on keys at t_key - t_query = tau, for the offsets this query has:
+                     tau = -t_query .. t-1-t_query (t values, sums to 1)
+      uniform        m(tau) of uniform attention over the patch keys: 1/t for every tau
       cls_share      the raw attention on CLS (0 when row has only P entries)
     """
     r = np.asarray(row, dtype=np.float64)
@@ -118,11 +127,11 @@ def space_time_decomposition(row, query: int, tokens: TokenMap) -> dict:
         raise ValueError("the row has no attention on patch tokens")
     p = p / total
     tq, yq, xq = (int(a) for a in tokens.coords(query))
-    taus = np.arange(-(tokens.grid[0] - 1), tokens.grid[0])  # [2t-1]
-    by_slice = p.sum(axis=(1, 2))  # [t] mass per time slice
-    curve = np.array([by_slice[tq + tau] if 0 <= tq + tau < tokens.grid[0] else 0.0 for tau in taus])
+    t = tokens.grid[0]
+    taus = np.arange(t) - tq  # [t] the offsets that exist for this query (key slices 0 .. t-1)
+    by_slice = p.sum(axis=(1, 2))  # [t] mass per time slice = m(tau) at tau = slice - tq
     return {"same_slice": float(by_slice[tq]), "same_location": float(p[:, yq, xq].sum()),
-            "taus": taus, "curve": curve, "cls_share": cls_share}
+            "taus": taus, "curve": by_slice, "uniform": np.full(t, 1.0 / t), "cls_share": cls_share}
 
 
 def slice_profile(row, tokens: TokenMap):

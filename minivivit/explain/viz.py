@@ -287,10 +287,12 @@ def plot_cls_grid(attentions, config, time="sum", normalize="cell", cmap="viridi
     return fig
 
 
-def plot_attention_distance(distances: dict, layer_ids=None, dpi=100):
+def plot_attention_distance(distances: dict, layer_ids=None, uniform=None, dpi=100):
     """Mean attention distance against layer, in space (pixels) and time (frames): one dot per head.
 
-    distances: explain.distance_by_layer(...) -> {"space": [L, nh], "time": [L, nh], ...}."""
+    distances: explain.distance_by_layer(...) -> {"space": [L, nh], "time": [L, nh], ...}.
+    uniform: {"space": px, "time": frames} of uniform attention over all tubelets (explain.uniform_distance),
+    drawn as a dashed line: heads on it look everywhere alike, heads below it look near."""
     fig = _figure((8.0, 3.2), dpi)
     axes = fig.subplots(1, 2)
     L = distances["space"].shape[0]
@@ -300,19 +302,29 @@ def plot_attention_distance(distances: dict, layer_ids=None, dpi=100):
         for j in range(d.shape[1]):
             ax.scatter(layers, d[:, j], s=12, alpha=0.6, color="tab:blue", label="one head" if j == 0 else None)
         ax.plot(layers, d.mean(axis=1), color="black", label="mean over heads")
+        if uniform is not None:
+            ax.axhline(uniform[key], color="tab:red", ls="--", lw=1, label="uniform attention")
         ax.set_xlabel("layer")
         ax.set_xticks(layers)
         ax.set_ylabel(f"mean attention distance ({unit})")
         ax.set_title(f"in {key}")
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
     return fig
 
 
 def plot_temporal_curve(decomposition: dict, query=None, dpi=100):
-    """m(tau), attention mass against time offset, from explain.space_time_decomposition(...)."""
+    """m(tau), attention mass against time offset, from explain.space_time_decomposition(...); only the
+    offsets the query has (a query in slice 0 cannot look back), with uniform attention's 1/t as a line."""
     fig = _figure((5.0, 3.2), dpi)
     ax = fig.add_subplot()
-    ax.bar(decomposition["taus"], decomposition["curve"], color="tab:blue")
+    taus = np.asarray(decomposition["taus"])
+    ax.bar(taus, decomposition["curve"], color="tab:blue", label="this query")
+    if "uniform" in decomposition:
+        ax.step(np.r_[taus - 0.5, taus[-1] + 0.5], np.r_[decomposition["uniform"], decomposition["uniform"][-1]],
+                where="post", color="tab:red", ls="--", lw=1, label="uniform attention")
+        ax.legend(fontsize=7)
+    ax.set_xticks(taus)
     ax.set_xlabel("tau = t_key - t_query (tubelet time slices)")
     ax.set_ylabel("attention mass m(tau)")
     who = "" if query is None else f"query token {query}: "

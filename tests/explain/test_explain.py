@@ -265,6 +265,13 @@ def test_entropy():
     assert np.allclose(explain.head_entropy(full[:, 0, :]), [1.0, 0.0])  # CLS rows
 
 
+def test_uniform_distance_by_hand():
+    # two slices of one tubelet each, 2 frames apart: pairs (0,0), (0,1), (1,0), (1,1) -> time 0, 2, 2, 0 frames
+    assert explain.uniform_distance(TokenMap((2, 1, 1), (2, 8, 8))) == {"space": 0.0, "time": 1.0}
+    # one slice of 1 x 2 tubelets 8 px wide: space 0, 8, 8, 0 px
+    assert explain.uniform_distance(TokenMap((1, 1, 2), (2, 8, 8))) == {"space": 4.0, "time": 0.0}
+
+
 def test_space_time_decomposition_by_hand():
     tm = TokenMap((3, 2, 2), (2, 8, 8))  # t = 3 slices of 2 x 2
     q = int(tm.token(1, 0, 1))  # query at t=1, y=0, x=1 -> token 6
@@ -277,8 +284,10 @@ def test_space_time_decomposition_by_hand():
     row[12] = 0.2  # (2, 1, 1): tau +1
     d = explain.space_time_decomposition(row, q, tm)  # patch mass 0.8 renormalised
     assert np.isclose(d["same_slice"], 0.3 / 0.8) and np.isclose(d["same_location"], 0.5 / 0.8)
-    assert np.array_equal(d["taus"], [-2, -1, 0, 1, 2])
-    assert np.allclose(d["curve"], [0, 0.3 / 0.8, 0.3 / 0.8, 0.2 / 0.8, 0])
+    assert np.array_equal(d["taus"], [-1, 0, 1])  # a query in slice 1 of 3 has no key 2 slices away
+    assert np.allclose(d["curve"], [0.3 / 0.8, 0.3 / 0.8, 0.2 / 0.8]) and np.allclose(d["uniform"], 1 / 3)
+    first = explain.space_time_decomposition(row, int(tm.token(0, 0, 0)), tm)
+    assert np.array_equal(first["taus"], [0, 1, 2])  # slice 0 looks only forward
     assert np.isclose(d["cls_share"], 0.2)
     assert np.allclose(explain.slice_profile(row, tm), [0.3 / 0.8, 0.3 / 0.8, 0.2 / 0.8])
 

@@ -115,16 +115,20 @@ def test_cls_grid_layers_by_heads():
 
 def test_distance_and_temporal_curve_plots():
     d = {"space": np.array([[1.0, 3.0], [2.0, 6.0], [5.0, 5.0]]), "time": np.array([[0.0, 2.0]] * 3)}
-    fig = viz.plot_attention_distance(d)
+    fig = viz.plot_attention_distance(d, uniform={"space": 7.5, "time": 3.0})
     ax_space, ax_time = fig.axes
     assert np.allclose(ax_space.lines[0].get_ydata(), [2.0, 4.0, 5.0])
+    assert np.allclose(ax_space.lines[1].get_ydata(), 7.5) and np.allclose(ax_time.lines[1].get_ydata(), 3.0)
+    assert "uniform" in [t.get_text() for t in ax_space.get_legend().get_texts()][-1]
     assert "pixels" in ax_space.get_ylabel() and "frames" in ax_time.get_ylabel()
     assert ax_space.get_xlabel() == "layer"
-    dec = {"taus": np.arange(-2, 3), "curve": np.array([0.1, 0.2, 0.4, 0.2, 0.1]), "same_slice": 0.4,
-           "same_location": 0.3}
+    dec = {"taus": np.arange(-1, 3), "curve": np.array([0.2, 0.4, 0.3, 0.1]), "uniform": np.full(4, 0.25),
+           "same_slice": 0.4, "same_location": 0.3}
     fig = viz.plot_temporal_curve(dec, query=5)
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert np.allclose(heights, dec["curve"]) and "tau" in fig.axes[0].get_xlabel()
+    assert list(fig.axes[0].get_xticks()) == [-1, 0, 1, 2]  # only the offsets the query has
+    assert np.allclose(fig.axes[0].lines[0].get_ydata(), 0.25)  # the uniform reference
 
 
 def test_bad_frames_are_refused_with_a_hint():

@@ -55,14 +55,7 @@ TRIES = ("wrong", "check after the wrong answer", "right", "check after the righ
 
 NOTEBOOKS = render.notebooks(NB_DIR)
 IDS = [p.stem for p in NOTEBOOKS]
-EXPECTED = ["01", "02", "03", "04", "05", "06", "07", "08"]
-
-# Issue 18 is done in parts; part 2 edits notebooks 01, 02 and 04. Until then their check cells still fall
-# back to the hidden solution and print ✓ on a blank exercise, and 01 shows transformers' "Writing model
-# shards" bar. Each is a strict xfail: the day part 2 fixes it, the test passes and pytest fails it, so the
-# mark cannot outlive the bug.
-PART_2 = {"01", "02", "04"}
-NOISY = {"01"}
+EXPECTED = ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 # A wrong answer for every exercise (in the notebook's order), and what the check cell's assert then says.
 WRONG = {
@@ -92,6 +85,8 @@ WRONG = {
            ("def to_space_groups(z, t, S):\n    B, P, D = z.shape\n"
             "    return z.reshape(B, S, t, D).transpose(0, 2, 1, 3).reshape(B * t, S, D)  # (h, w, t) order assumed\n",
             "to_space_groups")],
+    "09": [("def my_lr(step, total, warmup):\n    return 0.5 * (1.0 + np.cos(np.pi * step / total))  # no warm-up\n",
+            "my_lr differs")],
 }
 EXERCISES = [(p, k) for p in NOTEBOOKS for k in range(len(WRONG.get(p.name[:2], [None])))]
 
@@ -168,11 +163,6 @@ def run_once(path: Path, tmp_path_factory):
     if nb is None:
         raise results
     return nb, results
-
-
-def part_2(paths, reason):
-    return [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
-            if number(p) in PART_2 else pytest.param(p, id=p.stem) for p in paths]
 
 
 @pytest.fixture
@@ -261,7 +251,7 @@ def test_minivivit_progress_bars_do_not_warn_without_ipywidgets(tmp_path, agg):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_there_are_eight_notebooks():
+def test_there_are_nine_notebooks():
     assert [number(p) for p in NOTEBOOKS] == EXPECTED, [p.name for p in NOTEBOOKS]
     table = (ROOT / "docs" / "notebooks.md").read_text()
     for p in NOTEBOOKS:
@@ -335,16 +325,14 @@ def test_every_figure_is_drawn(path, tmp_path_factory, agg):
     assert not missing, f"{path.name}: these cells made a matplotlib figure but show no image: {missing}"
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="part 2 of issue 18: notebook 01 must call transformers.logging.disable_progress_bar()"))
-    if number(p) in NOISY else pytest.param(p, id=p.stem) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_no_progress_bars_or_tqdm_warnings(path, tmp_path_factory, agg):
     nb, _ = run_once(path, tmp_path_factory)
     noise = render.noise_in_outputs(nb)
     assert not noise, f"{path.name}: {noise}"
 
 
-@pytest.mark.parametrize("path", part_2(NOTEBOOKS, "part 2 of issue 18: this check cell still prints ✓ on a blank exercise"))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_blank_exercise_says_not_done(path, tmp_path_factory, agg):
     nb, results = run_once(path, tmp_path_factory)
     for _, _, check in exercise_cells(nb):

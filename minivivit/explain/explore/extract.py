@@ -127,7 +127,7 @@ def extract(model, clip, *, frames=None, units=(), backend: str = "numpy", proce
     full = {}
     layers = range(L)
     if progress:
-        from tqdm import tqdm
+        from ...progress import tqdm  # no TqdmWarning in a notebook without ipywidgets
 
         layers = tqdm(layers, desc="layers", unit="layer")
     for layer in layers:
