@@ -30,7 +30,7 @@ def build_parser():
     modules = {}
     for name, module in _command_modules():
         module.add_parser(sub)
-        modules[name] = module
+        modules[name.replace("-", "_")] = module
     return parser, modules
 
 

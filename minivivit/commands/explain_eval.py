@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backend_argument, weights_path
+from .common import add_backend_argument, resolve_backend, weights_path
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif", ".npy")
 FILES = ("faithfulness.csv", "curves.csv", "faithfulness.md", "faithfulness.png")
@@ -131,6 +131,7 @@ def run(args) -> int:
         raise ValueError(f"explain-eval needs Model 1 (HF's ViViT); this model is Model {model.config.model_number}")
     fractions = parse_fractions(args.fractions)
     clips, n = _clips(args, model.config, weights)
+    resolve_backend(args, auto=False)  # numpy unless --backend: the published table is the reference backend's
     result = evaluate(model, clips, methods, fractions, seed=args.seed, backend=args.backend, steps=args.ig_steps,
                       progress=lambda it: tqdm(it, total=n, desc="explain-eval", unit="clip"))
     what = f"{args.data or 'generated clips'} (seed {args.seed})"
