@@ -56,9 +56,16 @@ def test_loaded_weights_are_read_only_views_of_the_file_with_safetensors_values(
     with pytest.raises(ValueError, match="read-only"):
         w[0, 0] = 1.0
     clip = conftest.random_clip(model.config)
-    for backend in ("numpy", "numba"):  # the forward never writes into its weights
-        np.testing.assert_allclose(loaded(clip, backend=backend).logits, model(clip, backend=backend).logits,
-                                   rtol=0, atol=0)
+    # The forward never writes into its weights (numba refuses to compile a write into a read-only array).
+    # NumPy: the same BLAS calls on the same values, so bit for bit.
+    np.testing.assert_array_equal(loaded(clip).logits, model(clip).logits)
+    # numba compiles a separate specialisation for read-only arrays, and one specialisation may come from the
+    # on-disk cache while the other is compiled fresh; with fastmath (reassoc, contract) two compilations may
+    # order a reduction or fuse a multiply-add differently (seen in CI: 6e-7 on logits of size ~1). So numba is
+    # held to the numba-vs-numpy parity bar, not to bit equality.
+    ref = model(clip).logits
+    for ours in (loaded(clip, backend="numba").logits, model(clip, backend="numba").logits):
+        assert conftest.rel_err(ours, ref) <= 1e-5
 
 
 def test_unaligned_data_is_copied_aligned_with_the_right_values(tmp_path):
