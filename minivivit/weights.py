@@ -81,16 +81,18 @@ def map_params(fn, params):
     return fn(params)
 
 
-def writable_(params) -> int:
+def writable_(params, names=None, prefix: str = "") -> int:
     """Replace every read-only array of the nested params (e.g. the memory-mapped views that load_file gives)
     by a writable copy, in place in its dict / list, so code that updates weights in place (AdamW) can; the
-    Model holding this structure sees the copies. Returns how many arrays were copied."""
+    Model holding this structure sees the copies. names: only these flat names ('blocks.2.mlp.fc1.w', ...),
+    so frozen weights stay mapped. Returns how many arrays were copied."""
     copied = 0
     items = params.items() if isinstance(params, dict) else enumerate(params)
     for k, v in list(items):
+        name = f"{prefix}{k}"
         if isinstance(v, (dict, list)):
-            copied += writable_(v)
-        elif isinstance(v, np.ndarray) and not v.flags.writeable:
+            copied += writable_(v, names, f"{name}.")
+        elif isinstance(v, np.ndarray) and not v.flags.writeable and (names is None or name in names):
             params[k] = v.copy()
             copied += 1
     return copied

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..grad import backward
 from ..model import Model
-from ..weights import flatten_params, map_params
+from ..weights import flatten_params, map_params, writable_
 from .optim import AdamW, clip_grad_norm_, global_norm
 
 
@@ -26,12 +26,17 @@ def accumulate(acc, grads, weight: float = 1.0):
 
 
 def select(params, names) -> dict:
-    """{flat name: array} for the given names (the arrays themselves, so updating them updates params)."""
+    """{flat name: array} for the given names: the arrays themselves, so updating them updates params.
+    Read-only ones (the mapped views of a loaded file) are first replaced in params by writable copies;
+    otherwise an optimiser would update copies the model never sees."""
+    names = set(names)
     flat = flatten_params(params)
-    unknown = sorted(set(names) - set(flat))
+    unknown = sorted(names - set(flat))
     if unknown:
         raise ValueError(f"no such parameters: {unknown[:5]} (names look like {list(flat)[:3]})")
-    return {k: flat[k] for k in flat if k in set(names)}
+    if writable_(params, names):
+        flat = flatten_params(params)
+    return {k: flat[k] for k in flat if k in names}
 
 
 def _leaves(tree):

@@ -125,3 +125,19 @@ def test_loading_peaks_near_the_file_size(tmp_path):
         pytest.skip("this kernel cannot reset VmHWM (/proc/self/clear_refs)")
     assert r["file_mb"] > 100
     assert r["load_peak_mb"] <= 1.1 * r["file_mb"], r
+
+
+def test_selecting_trainable_parameters_of_a_mapped_model_updates_the_model(tmp_path):
+    """A parameter group of a loaded (mapped, read-only) model: the selected arrays become writable copies inside
+    model.params (so an optimiser step moves the model), the frozen ones stay views of the file."""
+    from minivivit.train.step import select
+
+    model = conftest.random_model(seed=4)
+    loaded = minivivit.load(save(tmp_path / "m.safetensors", model.params, model.config))
+    names = {"blocks.1.mlp.fc1.w", "head.b"}
+    group = select(loaded.params, names)
+    assert set(group) == names and all(a.flags.writeable for a in group.values())
+    group["blocks.1.mlp.fc1.w"] += 1.0
+    moved = loaded.params["blocks"][1]["mlp"]["fc1"]["w"]
+    np.testing.assert_array_equal(moved, model.params["blocks"][1]["mlp"]["fc1"]["w"] + 1.0)
+    assert _mapped(loaded.params["blocks"][0]["mlp"]["fc1"]["w"]) and not _mapped(moved)
