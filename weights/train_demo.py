@@ -44,7 +44,7 @@ TRAIN_SEED, VAL_SEED = 0, 1  # clip streams; tests/demo/test_demo_model.py uses 
 DEMO = {
     "model": {"image_size": 64, "num_frames": 16, "tubelet_size": [4, 8, 8], "hidden_size": 64, "num_hidden_layers": 3,
               "num_attention_heads": 4, "intermediate_size": 128, "hidden_act": "gelu_fast", "layer_norm_eps": 1e-6},
-    "train_clips": 9600, "val_clips": 400, "epochs": 1, "batch": 16, "lr": 1e-3, "warmup": 50, "weight_decay": 0.05,
+    "train_clips": 24000, "val_clips": 400, "epochs": 1, "batch": 16, "lr": 1e-3, "warmup": 50, "weight_decay": 0.05,
     "init_std": 0.125, "pos_init_std": 3.0,  # 1/sqrt(hidden) and ~ the tubelet features' size; see init_for_training
 }
 # The smoke test: the same code on a model that trains in seconds.

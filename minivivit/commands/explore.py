@@ -10,7 +10,7 @@ DEFAULT_OUT = "explorer.html"
 
 
 def add_parser(sub):
-    from minivivit.data import LABELS  # NumPy only
+    from minivivit.data import VISIT_LABELS  # NumPy only
 
     p = sub.add_parser(
         "explore",
@@ -27,14 +27,14 @@ def add_parser(sub):
             "--budget (default 25 MB). At ViViT-B (N = 3137 tokens) one full map is 13.1 MB, so by default the file holds\n"
             "the last layer's head-mean map; the page says what was left out. In a notebook,\n"
             "minivivit.explain.explore.explore(model, clip) computes any clicked row on demand instead.\n\n"
-            "Without VIDEO (or with --demo): the bundled demo model on a generated clip (minivivit.data.make_clip).\n"
+            "Without VIDEO (or with --demo): the bundled demo model on a generated clip (minivivit.data.make_visit_clip).\n"
             "Without --out the file goes to explorer.html, or explorer-2.html, ... if that exists; an explicit --out is\n"
             "never overwritten without --force."
         ),
         epilog=(
             "examples:\n"
             "  minivivit explore                                        demo model, generated clip -> explorer.html\n"
-            "  minivivit explore --demo --seed 3 --label up --out up.html\n"
+            "  minivivit explore --demo --seed 3 --label top-left --out tl.html\n"
             "  minivivit explore clip.mp4 --out view.html --weights vivit-b-k400.safetensors --backend numba\n"
             "  minivivit explore clip.mp4 --out view.html --layers-full 0,-1 --budget 40\n"
             "  minivivit explore clip.npy --out view.html --layers-full none       CLS rows only (smallest file)"
@@ -47,7 +47,8 @@ def add_parser(sub):
     p.add_argument("--out", help=f"the .html file to write (default: {DEFAULT_OUT}, or a fresh numbered name)")
     p.add_argument("--demo", action="store_true", help="the bundled demo model on a generated clip (the default without VIDEO)")
     p.add_argument("--seed", type=int, default=0, help="--demo: which generated clip (default: 0)")
-    p.add_argument("--label", choices=LABELS, help="--demo: the direction of motion (default: drawn with the clip)")
+    p.add_argument("--label", choices=VISIT_LABELS, help="--demo: the quadrant where the object ends (default: drawn "
+                                                         "with the clip)")
     p.add_argument("--weights", help="minivivit .safetensors or HF model directory (default: the bundled demo model)")
     p.add_argument("--preset", choices=["hf", "scenic"], help="pixel range, as in `minivivit classify`")
     add_backend_argument(p)
@@ -108,11 +109,12 @@ def run(args) -> int:
     say = (lambda *a: None) if args.no_progress else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     if demo:
-        from minivivit.data import make_clip
+        from minivivit.data import make_visit_clip
 
         c = model.config
-        clip = make_clip(args.seed, 0, num_frames=c.num_frames, size=c.image_hw[0], label=args.label)
-        source, processor_config = f"generated clip (seed {args.seed}, a {clip.shape} moving {clip.label_name})", None
+        clip = make_visit_clip(args.seed, 0, num_frames=c.num_frames, size=c.image_hw[0], label=args.label)
+        source, processor_config = (f"generated clip (seed {args.seed}, a {clip.shape} that ends {clip.label_name})",
+                                    None)
     else:
         from minivivit.video.preprocess import processor_config_for_weights
 

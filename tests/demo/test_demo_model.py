@@ -1,7 +1,11 @@
-"""The bundled demo model (weights/vivit-demo.safetensors): accuracy, parity with HF, where it looks.
+"""The bundled demo model (weights/vivit-demo.safetensors): accuracy, parity with HF, where and when it looks.
 
-Clips come from minivivit.data stream TEST_SEED, which the trainer never touches (it trains on stream 0
+Its task (minivivit.data.make_visit_clip): the object visits the four quadrants, the label is the quadrant of
+the last visit. Clips come from stream TEST_SEED, which the trainer never touches (it trains on stream 0
 and validates on stream 1; weights/train_demo.py). They are regenerated here, never read from disk.
+
+Chance is 1/4. "Near chance" below means <= 40 %: 25 % plus 5 standard deviations of a 200-clip binomial
+at p = 1/4 (sqrt(0.25 * 0.75 / 200) = 3.1 points), so a model that still read the label would fail.
 """
 
 import os
@@ -11,11 +15,13 @@ import numpy as np
 import pytest
 
 import minivivit
-from minivivit.data import LABELS, make_batch
+from minivivit.data import VISIT_LABELS as LABELS
+from minivivit.data import make_visit_batch
 from minivivit.video.preprocess import preprocess_for
 
 TEST_SEED = 2024
 N_ACCURACY, N_ATTENTION = 200, 50
+NEAR_CHANCE = 0.25 + 5 * (0.25 * 0.75 / N_ACCURACY) ** 0.5  # 0.406
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +34,14 @@ def model():
 def heldout(model):
     """200 fresh clips -> (pixel_values [200, T, C, H, W] via minivivit.preprocess, labels [200], masks)."""
     c = model.config
-    frames, labels, masks = make_batch(N_ACCURACY, TEST_SEED, num_frames=c.num_frames, size=c.image_hw[0])
+    frames, labels, masks = make_visit_batch(N_ACCURACY, TEST_SEED, num_frames=c.num_frames, size=c.image_hw[0])
     return preprocess_for(c, frames), labels, masks
+
+
+@pytest.fixture(scope="module")
+def heldout_frames(model):
+    c = model.config
+    return make_visit_batch(N_ACCURACY, TEST_SEED, num_frames=c.num_frames, size=c.image_hw[0])[:2]
 
 
 def _logits(model, x, backend="numpy", chunk=25):
@@ -55,7 +67,7 @@ def test_test_stream_is_not_a_training_stream():
     path = conftest.ROOT / "weights" / "train_demo.py"
     spec = importlib.util.spec_from_file_location("train_demo", path)
     td = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(td)  # imports numpy only; torch is imported when training
+    spec.loader.exec_module(td)  # NumPy only at import; the trainer never imports torch
     assert TEST_SEED not in (td.TRAIN_SEED, td.VAL_SEED)
 
 
@@ -65,6 +77,34 @@ def test_heldout_accuracy_numpy(heldout, numpy_logits):
     per_class = {LABELS[k]: float((numpy_logits.argmax(-1)[labels == k] == k).mean()) for k in range(len(LABELS))}
     print(f"held-out accuracy (numpy backend, {N_ACCURACY} clips of stream {TEST_SEED}): {acc:.3f} {per_class}")
     assert acc >= 0.95, per_class
+
+
+def test_permuted_position_embeddings_drop_to_chance(model, heldout, numpy_logits):
+    """The same clips and weights, the 256 tubelet position embeddings shuffled among the tubelets (CLS's kept):
+    the model no longer knows where or when a tubelet is, and accuracy falls to chance."""
+    x, labels, _ = heldout
+    pos = model.params["embed"]["pos"]  # [1 + 256, D]
+    perm = np.random.default_rng(0).permutation(len(pos) - 1) + 1
+    params = {**model.params, "embed": {**model.params["embed"], "pos": np.concatenate([pos[:1], pos[perm]])}}
+    shuffled = _logits(minivivit.Model(params, model.config), x)
+    acc = float((shuffled.argmax(-1) == labels).mean())
+    base = float((numpy_logits.argmax(-1) == labels).mean())
+    print(f"position embeddings permuted: accuracy {acc:.3f} (unpermuted {base:.3f}; chance 0.25)")
+    assert base >= 0.95 and acc <= NEAR_CHANCE
+
+
+def test_shuffled_frames_drop_to_chance_and_reversed_frames_to_zero(model, heldout_frames, numpy_logits):
+    """The frame order carries the label: each clip's 16 frames shuffled (a seeded permutation per clip) leaves
+    frames whose set is independent of the label, so accuracy falls to chance; reversed, every clip ends in the
+    quadrant it started from (never the label), and a model that reads "when" is wrong on (nearly) every clip."""
+    frames, labels = heldout_frames  # uint8 [200, T, H, W, 3], [200]
+    rng = np.random.default_rng(1)
+    shuffled = np.stack([clip[rng.permutation(len(clip))] for clip in frames])
+    acc = float((_logits(model, preprocess_for(model.config, shuffled)).argmax(-1) == labels).mean())
+    rev = float((_logits(model, preprocess_for(model.config, frames[:, ::-1])).argmax(-1) == labels).mean())
+    base = float((numpy_logits.argmax(-1) == labels).mean())
+    print(f"frames shuffled: accuracy {acc:.3f}; reversed: {rev:.3f} (in order {base:.3f}; chance 0.25)")
+    assert base >= 0.95 and acc <= NEAR_CHANCE and rev <= 0.05
 
 
 def _hf_from_file(model):
@@ -177,9 +217,9 @@ def test_demo_command(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "attention.gif").write_bytes(b"a user's file")
-    assert main(["demo", "--seed", "5", "--label", "left"]) == 0
+    assert main(["demo", "--seed", "5", "--label", "top-left"]) == 0
     printed = capsys.readouterr().out
-    assert "prediction: left (correct" in printed and "<- true label" in printed
+    assert "prediction: top-left (correct" in printed and "<- true label" in printed
     assert (tmp_path / "attention.gif").read_bytes() == b"a user's file"  # default name taken: a fresh one
     with Image.open(tmp_path / "attention-2.gif") as gif:
         assert gif.n_frames == 16
