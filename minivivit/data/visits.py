@@ -19,8 +19,8 @@ Why it needs position embeddings and frame order (and motion-of-one-tubelet does
 - for the same reason a bag of tubelets without positions says nothing either: the model must know
   which tubelet is where (the quadrant) and when (the last visit), i.e. use its position embeddings.
 
-Each clip is a pure function of (seed, index), as in synthetic.py. With T = 16 and 2-frame tubelets a
-visit is 4 frames = 2 tubelet slices, so the last visit is the last two slices of the token grid.
+Each clip is a pure function of (seed, index), as in synthetic.py. With T = 16 and the demo model's 4-frame
+tubelets a visit is 4 frames = 1 tubelet slice, so the last visit is the last slice of the token grid.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ av = pytest.importorskip("av", reason="writing test videos needs PyAV (the video
 
 import minivivit
 from minivivit.cli import main
-from minivivit.data import make_clip
+from minivivit.data import make_visit_clip
 from minivivit.weights import init_params
 
 VIDEOS = [  # name, codec, pixel format, (height, width), frames per second, frames
@@ -21,10 +21,10 @@ VIDEOS = [  # name, codec, pixel format, (height, width), frames per second, fra
 
 
 def write_video(path, codec, pix_fmt, hw, fps, n):
-    """A moving-object clip (minivivit.data), resized to hw by nearest neighbour, encoded with PyAV."""
+    """A visits clip (minivivit.data, the demo model's task), resized to hw by nearest neighbour, encoded with PyAV."""
     from fractions import Fraction
 
-    frames = make_clip(3, 1, num_frames=n, size=64).frames  # [n, 64, 64, 3]
+    frames = make_visit_clip(3, 1, num_frames=n, size=64).frames  # [n, 64, 64, 3]
     rows = np.arange(hw[0]) * 64 // hw[0]
     cols = np.arange(hw[1]) * 64 // hw[1]
     frames = np.ascontiguousarray(frames[:, rows][:, :, cols])  # [n, H, W, 3]
@@ -48,11 +48,11 @@ def encoders():
 def test_bundled_model_explains_encoded_video(tmp_path, capsys, video):
     name, codec, pix_fmt, hw, fps, n = video
     path = write_video(tmp_path / name, codec, pix_fmt, hw, fps, n)
-    assert main(["attention", str(path), "--method", "gae", "--target", "left", "--out", str(tmp_path / "g.gif"),
+    assert main(["attention", str(path), "--method", "gae", "--target", "top-left", "--out", str(tmp_path / "g.gif"),
                  "--save-map", str(tmp_path / "g.npy")]) == 0
     heat = np.load(tmp_path / "g.npy")
     assert heat.shape == minivivit.load(minivivit.default_weights()).config.grid and np.isfinite(heat).all()
-    assert main(["attention", str(path), "--method", "grad-rollout", "--target", "left,right,up,down",
+    assert main(["attention", str(path), "--method", "grad-rollout", "--target", "top-left,top-right,bottom-left,bottom-right",
                  "--out", str(tmp_path / "classes.svg")]) == 0
     assert main(["attention", str(path), "--method", "ig", "--steps", "2", "--out", str(tmp_path / "ig.png")]) == 0
     assert "wrote" in capsys.readouterr().out

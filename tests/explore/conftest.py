@@ -10,7 +10,7 @@ import pytest
 
 import minivivit
 from minivivit import explain
-from minivivit.data import make_clip
+from minivivit.data import make_visit_clip
 from minivivit.video.preprocess import preprocess_for
 
 
@@ -18,7 +18,7 @@ from minivivit.video.preprocess import preprocess_for
 def demo():
     """model, clip, pixel_values, and the reference maps: capture's CLS rows and full maps of every layer."""
     model = minivivit.load()
-    clip = make_clip(3, 0, num_frames=model.config.num_frames, size=model.config.image_hw[0])
+    clip = make_visit_clip(3, 0, num_frames=model.config.num_frames, size=model.config.image_hw[0])
     x = preprocess_for(model.config, clip.frames)  # [1, T, C, H, W]
     cls = explain.capture(model, x, output_attentions="cls").attentions  # L x [1, nh, N]
     full = explain.capture(model, x, output_attentions="full").attentions  # L x [1, nh, N, N]

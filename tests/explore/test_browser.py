@@ -102,7 +102,6 @@ def _check_pixels(w, tokens, frame, values, log=False):
     assert (got[:, 3] == 255).all()
     match = (got[:, None, :3] == lut[None]).all(axis=-1)  # [cells, 256]
     assert match.any(axis=1).all(), "a drawn colour is not in the colour map"
-    drawn = match.argmax(axis=1)  # the colour index drawn at each cell
     k = tokens.token_at(frame, np.array(rows), np.array(cols))  # [cells]
     if log:
         lo, hi = v[1:][v[1:] > 0].min(), v[1:].max()
@@ -112,7 +111,12 @@ def _check_pixels(w, tokens, frame, values, log=False):
         x = (v[k] - lo) / (hi - lo)
     expected = np.clip(np.floor(x * 256), 0, 255).astype(int)
     assert len(np.unique(expected)) >= 10, "the probed map is too flat to check the mapping"
-    assert np.abs(drawn - expected).max() <= (1 if log else 0), "the canvas colours are not the values at TokenMap's tokens"
+    # compare colours, not decoded indices: viridis repeats two 8-bit colours (indices 104/105 and 137/138)
+    ok = (got[:, :3] == lut[expected]).all(axis=1)
+    if log:  # JS's log10 may differ in the last bit: the neighbouring index is allowed
+        ok |= (got[:, :3] == lut[np.maximum(expected - 1, 0)]).all(axis=1)
+        ok |= (got[:, :3] == lut[np.minimum(expected + 1, 255)]).all(axis=1)
+    assert ok.all(), f"the canvas colours are not the values at TokenMap's tokens: cells {np.flatnonzero(~ok)}"
 
 
 def test_file_view_switch_layer_head_click_tubelet(opened, demo, tokens):
@@ -130,11 +134,11 @@ def test_file_view_switch_layer_head_click_tubelet(opened, demo, tokens):
     assert (d["layer"], d["head"]) == (1, "2")
     assert np.array_equal(np.float32(d["values"]), cls[1][0, 2])
 
-    w.page.keyboard.press("ArrowRight")
-    w.page.keyboard.press("ArrowRight")  # frame 2: time slice t=1
     k = int(tokens.token(1, 5, 2))
     frames, rows, cols = tokens.box(k)
-    assert w.api("api.state().frame") == 2 and frames.start <= 2 < frames.stop
+    for _ in range(frames.start):  # frame 0 -> the first frame of time slice t=1
+        w.page.keyboard.press("ArrowRight")
+    assert w.api("api.state().frame") == frames.start > 0
     at = w.api(f"api.screenPoint({rows.start + 3}, {cols.start + 4})")
     w.page.mouse.click(at["x"], at["y"])  # a real click on the tubelet
     d = w.settle()
@@ -145,17 +149,17 @@ def test_file_view_switch_layer_head_click_tubelet(opened, demo, tokens):
     text = w.page.locator(".mv-query").inner_text()
     assert f"token {k} (t=1, y=5, x=2): frames {frames.start}\u2013{frames.stop - 1}" in text
 
-    w.page.keyboard.press("ArrowDown")  # layer 0, head 3: a query row spread over many tubelets
-    w.page.keyboard.press("3")
+    w.page.keyboard.press("ArrowDown")  # layer 0, head 2: a query row spread over many tubelets (head 3's is peaked)
+    w.page.keyboard.press("2")
     d = w.settle()
-    ref = full[0][0, 3, k].astype(np.float64)
-    assert (d["layer"], d["head"], d["query"]) == (0, "3", k)
+    ref = full[0][0, 2, k].astype(np.float64)
+    assert (d["layer"], d["head"], d["query"]) == (0, "2", k)
     assert np.abs(np.array(d["values"]) - ref).max() <= ref.max() / 510 + 1e-7
     w.page.locator("input[aria-label='map opacity']").fill("1")  # the map alone: colours are readable
-    _check_pixels(w, tokens, 2, d["values"])  # time slice 1
+    _check_pixels(w, tokens, frames.start, d["values"])  # time slice 1
     root.focus()  # keys go to the explorer again (a focused range input keeps its arrows)
-    w.page.keyboard.press("ArrowLeft")
-    w.page.keyboard.press("ArrowLeft")
+    for _ in range(frames.start):
+        w.page.keyboard.press("ArrowLeft")
     _check_pixels(w, tokens, 0, d["values"])  # time slice 0
 
     w.page.select_option("select[aria-label='method']", "rollout")  # same query, rollout through layer 0
