@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import minivivit
-from minivivit.data import make_clip
+from minivivit.data import make_visit_clip
 from minivivit.explain import format_bytes
 from minivivit.explain.explore import build_html, write_html
 
@@ -106,7 +106,7 @@ def main(argv=None):
     if chromium is None:
         print("no chromium/playwright: measuring the build only", file=sys.stderr)
     model = minivivit.load()
-    report("demo", model, make_clip(0, 0), args.out_dir, chromium, "numpy")
+    report("demo", model, make_visit_clip(0, 0), args.out_dir, chromium, "numpy")
     if not args.skip_vivit_b:
         model, frames = vivit_b(args.layers)
         report(f"vivit-b-{args.layers}layers", model, frames, args.out_dir, chromium, args.backend)

@@ -48,6 +48,40 @@ def rel_err(ours: np.ndarray, ref) -> float:
     return float(np.abs(ours.astype(np.float64) - ref).max() / max(1.0, np.abs(ref).max()))
 
 
+def deep_model():
+    """(model, x, all_maps) of the memory tests: 8 layers x 4 heads, N = 513 tokens, random weights (scale 0.2), a
+    random clip [1, 8, 3, 64, 64], and the bytes that all L x nh float32 attention maps [N, N] take (33.7 MB)."""
+    from minivivit.weights import expected_shapes, unflatten_params
+
+    config = minivivit.ViViTConfig(image_size=64, num_frames=8, tubelet_size=(1, 8, 8), hidden_size=32,
+                                   num_hidden_layers=8, num_attention_heads=4, intermediate_size=64, num_labels=3)
+    rng = np.random.default_rng(0)
+    params = unflatten_params({k: (rng.standard_normal(s) * 0.2).astype(np.float32)
+                               for k, s in expected_shapes(config, head=True, pooler=False).items()})
+    x = rng.standard_normal((1, 8, 3, 64, 64)).astype(np.float32)
+    N = config.num_patches + 1  # 513
+    return minivivit.Model(params, config), x, config.num_hidden_layers * config.num_attention_heads * N * N * 4
+
+
+def encode_video(path, frames, *, fps=8, codec="libx264", pix_fmt="yuv420p", options=None):
+    """uint8 frames [T, H, W, 3] -> a video file written with PyAV (the video extra); returns path."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if options:
+            stream.options = options
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 @pytest.fixture
 def tiny():
     """The tiny config."""

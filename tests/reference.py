@@ -18,6 +18,16 @@ from minivivit.convert.hf import hf_state_to_params
 randomise_ = hf_reference.randomise_
 
 
+# The configs every explanation-parity test covers (overrides of the tiny config): heads, depth, a tubelet that
+# leaves a frame over
+EXPLAIN_CONFIGS = [
+    ("default", {}),
+    ("1-head-3-layers", {"num_attention_heads": 1, "num_hidden_layers": 3}),
+    ("5-heads", {"num_attention_heads": 5, "hidden_size": 40}),
+    ("tubelet-3x16x16-7-frames", {"tubelet_size": [3, 16, 16], "num_frames": 7}),  # one frame left over
+]
+
+
 def hf_config(**overrides) -> VivitConfig:
     kw = {**TINY, **overrides}
     kw.setdefault("attn_implementation", "eager")

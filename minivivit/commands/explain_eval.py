@@ -20,7 +20,7 @@ def add_parser(sub):
             "(set to 0 in the model's input, the processor's mean pixel) in order of decreasing relevance (positive "
             "test: a faithful map makes the predicted class's logit and the accuracy fall fast, lower area is better) "
             "and of increasing relevance (negative test: higher area is better), at fractions 0, 0.1, ..., 1; a random "
-            "order is the baseline. Without DATA the clips are generated (minivivit.data: the demo model's task, "
+            "order is the baseline. Without DATA the clips are generated (minivivit.data.make_visit_clip: the demo model's task, "
             "labels known) from --seed; DATA is a folder of videos (labels from a parent folder named like a class, "
             "else the clean prediction counts as correct)."
         ),
@@ -55,7 +55,7 @@ def _clips(args, config, weights):
     from minivivit.video.preprocess import preprocess_for, processor_config_for_weights
 
     if args.data is None:
-        from minivivit.data import make_clip
+        from minivivit.data import make_visit_clip
 
         H, W = config.image_hw
         if H != W:
@@ -63,8 +63,8 @@ def _clips(args, config, weights):
 
         def gen():
             for i in range(args.clips):
-                clip = make_clip(args.seed, i, num_frames=config.num_frames, size=H)
-                yield preprocess_for(config, clip.frames), clip.label  # labels: minivivit.data.LABELS order
+                clip = make_visit_clip(args.seed, i, num_frames=config.num_frames, size=H)
+                yield preprocess_for(config, clip.frames), clip.label  # labels: minivivit.data.VISIT_LABELS order
 
         return gen(), args.clips
     root = Path(args.data)

@@ -157,13 +157,14 @@ def _bright_colour(rng: np.random.Generator) -> np.ndarray:
     return lo + (hi - lo) * channels  # [3]
 
 
-def _label_index(label) -> int:
+def _label_index(label, labels=LABELS) -> int:
+    """A label name or index -> its index in `labels`, with a clear error for anything else."""
     if isinstance(label, str):
-        if label not in LABELS:
-            raise ValueError(f"unknown label {label!r}; choose one of {LABELS}")
-        return LABELS.index(label)
-    if not 0 <= int(label) < len(LABELS):
-        raise ValueError(f"label index {label} out of range; there are {len(LABELS)} classes {LABELS}")
+        if label not in labels:
+            raise ValueError(f"unknown label {label!r}; choose one of {labels}")
+        return labels.index(label)
+    if not 0 <= int(label) < len(labels):
+        raise ValueError(f"label index {label} out of range; there are {len(labels)} classes {labels}")
     return int(label)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic import NOISE_STD, RADIUS_RANGE, SHAPES, _bright_colour, _object_masks, _texture
+from .synthetic import NOISE_STD, RADIUS_RANGE, SHAPES, _bright_colour, _label_index, _object_masks, _texture
 
 VISIT_LABELS = ("top-left", "top-right", "bottom-left", "bottom-right")  # quadrant q: row q // 2, column q % 2
 DRIFT_RANGE = (0.5, 1.5)  # pixels per frame inside a quadrant, uniform
@@ -61,7 +61,7 @@ def make_visit_clip(seed: int, index: int = 0, *, num_frames: int = 16, size: in
     rng = np.random.default_rng([int(seed), int(index), 4])  # its own streams, apart from make_clip's
     order = [int(q) for q in rng.permutation(4)]  # always drawn, so forcing the label changes nothing else
     if label is not None:
-        last = _label_index(label)
+        last = _label_index(label, VISIT_LABELS)
         order = [q for q in order if q != last] + [last]
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     radius = int(rng.integers(RADIUS_RANGE[0], RADIUS_RANGE[1] + 1))
@@ -110,16 +110,6 @@ def _reflect(p: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return np.full_like(p, lo)
     u = np.mod(p - lo, 2 * span)  # position along a doubled track
     return lo + np.where(u > span, 2 * span - u, u)
-
-
-def _label_index(label) -> int:
-    if isinstance(label, str):
-        if label not in VISIT_LABELS:
-            raise ValueError(f"unknown label {label!r}; choose one of {VISIT_LABELS}")
-        return VISIT_LABELS.index(label)
-    if not 0 <= int(label) < 4:
-        raise ValueError(f"label index {label} out of range; there are 4 classes {VISIT_LABELS}")
-    return int(label)
 
 
 def _check(seed, index, num_frames, size):

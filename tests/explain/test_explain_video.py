@@ -8,6 +8,7 @@ import pytest
 av = pytest.importorskip("av", reason="writing test videos needs PyAV (the video extra)")
 
 import minivivit
+from conftest import encode_video
 from minivivit.cli import main
 from minivivit.data import make_visit_clip
 from minivivit.weights import init_params
@@ -22,21 +23,11 @@ VIDEOS = [  # name, codec, pixel format, (height, width), frames per second, fra
 
 def write_video(path, codec, pix_fmt, hw, fps, n):
     """A visits clip (minivivit.data, the demo model's task), resized to hw by nearest neighbour, encoded with PyAV."""
-    from fractions import Fraction
-
     frames = make_visit_clip(3, 1, num_frames=n, size=64).frames  # [n, 64, 64, 3]
     rows = np.arange(hw[0]) * 64 // hw[0]
     cols = np.arange(hw[1]) * 64 // hw[1]
     frames = np.ascontiguousarray(frames[:, rows][:, :, cols])  # [n, H, W, 3]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = hw[1], hw[0], pix_fmt
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_video(path, frames, fps=fps, codec=codec, pix_fmt=pix_fmt)
 
 
 def encoders():

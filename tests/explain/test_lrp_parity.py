@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="explanation parity needs the dev extra (torch + transformers)")
 transformers = pytest.importorskip("transformers")
 
-from reference import random_clip, random_hf_model, to_minivivit
+from reference import EXPLAIN_CONFIGS, random_clip, random_hf_model, to_minivivit
 from torch_lrp import transformer_attribution as torch_ta
 
 from minivivit.explain import explain
@@ -20,12 +20,7 @@ from minivivit.explain.lrp import add_relprop, linear_relprop
 
 pytestmark = pytest.mark.torch
 TOL = 1e-8
-CONFIGS = [
-    ("default", {}),
-    ("1-head-3-layers", {"num_attention_heads": 1, "num_hidden_layers": 3}),
-    ("5-heads", {"num_attention_heads": 5, "hidden_size": 40}),
-    ("tubelet-3x16x16-7-frames", {"tubelet_size": [3, 16, 16], "num_frames": 7}),
-]
+CONFIGS = EXPLAIN_CONFIGS
 
 
 @pytest.mark.parametrize("name,overrides", CONFIGS, ids=[c[0] for c in CONFIGS])

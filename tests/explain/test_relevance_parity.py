@@ -10,18 +10,14 @@ import pytest
 torch = pytest.importorskip("torch", reason="explanation parity needs the dev extra (torch + transformers)")
 transformers = pytest.importorskip("transformers")
 
-from reference import random_clip, random_hf_model, to_minivivit
+from reference import EXPLAIN_CONFIGS, random_clip, random_hf_model, to_minivivit
 from torch_relevance import torch_gae, torch_grad_rollout, torch_maps
 
 from minivivit.explain import explain
 
 pytestmark = pytest.mark.torch
 TOL = 1e-4
-CONFIGS = [
-    ("default", {}),
-    ("1-head-3-layers", {"num_attention_heads": 1, "num_hidden_layers": 3}),
-    ("5-heads", {"num_attention_heads": 5, "hidden_size": 40}),
-    ("tubelet-3x16x16-7-frames", {"tubelet_size": [3, 16, 16], "num_frames": 7}),  # one frame left over
+CONFIGS = EXPLAIN_CONFIGS + [
     ("tubelet-1x8x16-non-square", {"image_size": [32, 48], "tubelet_size": [1, 8, 16], "num_frames": 3}),
 ]
 

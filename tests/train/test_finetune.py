@@ -8,6 +8,7 @@ import pytest
 av = pytest.importorskip("av", reason="writing mp4 files needs PyAV (the video extra)")
 
 import minivivit
+from conftest import encode_video
 from minivivit.cli import main
 from minivivit.data import make_visit_clip
 from minivivit.train.folder import UnreadableClipWarning, scan_folder, split
@@ -18,17 +19,8 @@ ROWS = {"top": (0, 1), "bottom": (2, 3)}  # a 2-class task from the visits clips
 PER_CLASS = 12
 
 
-def encode_mp4(path, frames, fps=8):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "18"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+def encode_mp4(path, frames):
+    return encode_video(path, frames, options={"crf": "18"})
 
 
 def row_clip(seed, i, row):

@@ -5,7 +5,7 @@ head's whole [B, N, N] probabilities and keeps ~4 such arrays alive. Here, per c
 queries are taken r rows at a time (r <= QUERY_BLOCK) and nothing larger than [r, N] exists:
 
     S  = Q_blk K^T                   [r, d] @ [d, N] -> [r, N]   BLAS
-    P  = softmax(S s)                in place (probs_, max-subtracted like the forward)
+    P  = softmax(S s)                in place (the forward's blocked_attention.softmax_rows_, gain 1)
     dV += P^T dO_blk                 [N, r] @ [r, d]             BLAS  (times m at the end)
     dA = dO_blk V^T                  [r, d] @ [d, N] -> [r, N]   BLAS
     dS = P (m dA - delta) s          in place (softmax_grad_), delta_i = rowsum(dO_i * O_i)
@@ -24,33 +24,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .blocked_attention import softmax_rows_
 from .elementwise import FASTMATH
-from .scalar import exp2_f32, fmax_f32
 
 f32 = np.float32
-LOG2E = f32(1.4426950408889634)
+ONE = f32(1.0)  # softmax_rows_'s gain: the plain probabilities
 QUERY_BLOCK = 1024  # query rows per block: two [r, N] buffers, <= 2 x 12.8 MB for ViViT-B (N = 3137)
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def probs_(s, scale):
-    """s [r, N] <- softmax(s * scale) row by row, in place; layers.softmax_ of the scaled scores.
-    Max-subtracted, in base 2 (as the forward's blocked_attention.softmax_rows_)."""
-    r, N = s.shape
-    c = scale * LOG2E
-    for i in prange(r):
-        row = s[i]  # [N] view
-        m = row[0]
-        for j in range(1, N):
-            m = fmax_f32(m, row[j])
-        total = f32(0.0)
-        for j in range(N):
-            e = exp2_f32((row[j] - m) * c)
-            row[j] = e
-            total += e
-        inv = f32(1.0) / total
-        for j in range(N):
-            row[j] *= inv
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -102,7 +81,7 @@ def attention_backward(dcontext, q, k, v, context, num_heads, head_mask=None, bl
                 stop = min(start + rows, N)
                 s, da = s_buf[: stop - start], da_buf[: stop - start]  # [r, N] views
                 np.matmul(qh[start:stop], kh.T, out=s)  # [r, d] @ [d, N] -> [r, N]
-                probs_(s, scale)  # P
+                softmax_rows_(s, scale, ONE)  # P (the head mask is applied to dA below)
                 dvh += s.T @ doh[start:stop]  # [N, r] @ [r, d] -> [N, d]
                 np.matmul(doh[start:stop], vh.T, out=da)  # dA: [r, d] @ [d, N] -> [r, N]
                 softmax_grad_(s, da, delta[start:stop], gain, scale)  # dS (scaled), in place of P
