@@ -47,6 +47,9 @@ from minivivit.weights import init_params
 # is the direction of motion. Clips come in *streams*: clip `i` of stream `s` is a pure function of
 # `(s, i)`, so the training stream (0) and the validation stream (1) never share a clip, and every run
 # of this notebook sees the same pixels. We use 8 frames of 32 × 32 pixels, to train in a minute.
+# (This local-motion task is the one the first demo model learned. The bundled model is now trained on a
+# harder one, `make_visit_clip`, whose label depends on where and when — it needs the position embeddings
+# and about 14 minutes of training (weights/README.md), too long to watch here.)
 
 # %%
 T, S = 8, 32  # frames, pixels

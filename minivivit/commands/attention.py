@@ -40,8 +40,8 @@ def add_parser(sub):
             "  minivivit attention clip.mp4 --out cls.png --method raw --layer -1 --head 3\n"
             "  minivivit attention clip.mp4 --out a.gif --weights vivit-b-k400.safetensors --backend numba\n"
             "  minivivit attention clip.npy --out a.svg --save-map heat.npy      clip saved as uint8 [T, H, W, 3]\n"
-            "  minivivit attention clip.mp4 --out gae.gif --method gae --target left\n"
-            "  minivivit attention clip.mp4 --out classes.png --method gae --target left,right,up,down\n\n"
+            "  minivivit attention clip.mp4 --out gae.gif --method gae --target top-left\n"
+            "  minivivit attention clip.mp4 --out classes.png --method gae --target top-left,bottom-right\n\n"
             "methods:\n" + "\n".join(f"  {k:<13} {v}" for k, v in METHOD_HELP.items())
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

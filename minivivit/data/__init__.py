@@ -9,8 +9,9 @@
     clip = make_visit_clip(seed=0, index=3)    # the object visits the 4 quadrants; label = where it ends
     clip.label_name  # "top-left" | "top-right" | "bottom-left" | "bottom-right"
 
-synthetic.py: direction of motion (solvable inside one 2-frame tubelet). visits.py: where and when
-(needs the position embeddings and the frame order). Each file says why.
+synthetic.py: direction of motion (solvable inside one 2-frame tubelet; the task of the first demo model, kept for
+the notebooks that train live). visits.py: where and when (needs the position embeddings and the frame order; the
+bundled model's task since its retraining). Each file says why.
 """
 
 from .synthetic import DIRECTIONS, LABELS, Clip, make_batch, make_clip

@@ -7,7 +7,7 @@
     explain.mean_attention_distance(full_maps, tokens)        # per-head metrics (metrics.py)
     from minivivit.explain import viz                         # figures and GIFs (matplotlib)
     explain.explore(model, clip)                              # interactive explorer: a notebook widget (explore/)
-    e = explain.explain(model, x, method="gae", target="left")  # class-specific relevance per tubelet (methods.py)
+    e = explain.explain(model, x, method="gae", target="top-left")  # class-specific relevance per tubelet (methods.py)
 
 Maths only here (NumPy); viz.py draws what these functions compute.
 """

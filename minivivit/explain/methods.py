@@ -1,7 +1,7 @@
 """One entry point for every explanation: `explain(model, x, method=..., target=...)` -> per-tubelet relevance.
 
     from minivivit import explain
-    e = explain.explain(model, x, method="gae", target="left")   # or target=3, or None (the predicted class)
+    e = explain.explain(model, x, method="gae", target="top-left")   # or target=3, or None (the predicted class)
     heat = e.tokens.to_grid(e.relevance[0])                       # [t, h, w] on the tubelet grid
 
 Methods (METHODS; the class-agnostic ones ignore target):
