@@ -20,7 +20,7 @@ Jupyter, and a start-up probe that records which cell made each Figure. A failin
 CellExecutionError, which fails the test (proved by test_a_failing_cell_fails_the_run). Every cell
 that made a figure must show an image; no output may hold a progress bar or tqdm's IProgress warning.
 Each notebook runs once per session (run_once caches it) and every check reads that run.
-Notebooks 1, 2 and 4 use the bundled demo model (weights/vivit-demo.safetensors); 6 needs
+Notebooks 1, 2, 4 and 10 use the bundled demo model (weights/vivit-demo.safetensors); 6 needs
 torch + transformers (the dev extra).
 """
 
@@ -55,7 +55,7 @@ TRIES = ("wrong", "check after the wrong answer", "right", "check after the righ
 
 NOTEBOOKS = render.notebooks(NB_DIR)
 IDS = [p.stem for p in NOTEBOOKS]
-EXPECTED = ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
+EXPECTED = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10"]
 
 # A wrong answer for every exercise (in the notebook's order), and what the check cell's assert then says.
 WRONG = {
@@ -87,6 +87,10 @@ WRONG = {
             "to_space_groups")],
     "09": [("def my_lr(step, total, warmup):\n    return 0.5 * (1.0 + np.cos(np.pi * step / total))  # no warm-up\n",
             "my_lr differs")],
+    "10": [("def my_share_on_object(relevance, mask, tubelet):\n    tt, ph, pw = tubelet\n    T, H, W = mask.shape\n"
+            "    touched = mask.reshape(T // tt, H // ph, W // pw, -1).any(-1).reshape(-1)  # memory order, not tubelets\n"
+            "    return float(relevance[touched].sum() / relevance.sum()), float(touched.mean())\n",
+            "my_share_on_object on one object pixel")],
 }
 EXERCISES = [(p, k) for p in NOTEBOOKS for k in range(len(WRONG.get(p.name[:2], [None])))]
 
@@ -251,7 +255,7 @@ def test_minivivit_progress_bars_do_not_warn_without_ipywidgets(tmp_path, agg):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_there_are_nine_notebooks():
+def test_every_notebook_is_listed():
     assert [number(p) for p in NOTEBOOKS] == EXPECTED, [p.name for p in NOTEBOOKS]
     table = (ROOT / "docs" / "notebooks.md").read_text()
     for p in NOTEBOOKS:
