@@ -23,9 +23,11 @@
 # We use the bundled demo model: a small ViViT trained on the **visits** task
 # (`minivivit.data.make_visit_clip`). A small bright object visits the four quadrants of the frame one
 # after another, in a random order, a quarter of the clip in each; the label (`VISIT_LABELS`) is the
-# quadrant of the **last** visit. Every clip shows the object in all four quadrants, so no single
-# frame, and no unordered set of frames, can answer: the evidence is *where the object is at the end*.
-# How long a visit is in tokens depends on the tubelet size, printed below from `model.config`.
+# quadrant of the **last** visit. Every clip shows the object in all four quadrants, so what the
+# frames show, without *when* each was shown, cannot answer: the evidence is *where the object is at
+# the end*. How long a visit is in tokens depends on the tubelet size, printed below from
+# `model.config`: when a visit fills exactly one tubelet time slice, the evidence is the object's
+# tubelets in the last slice.
 
 # %%
 # %matplotlib inline
@@ -49,7 +51,8 @@ print(f"a visit is {visit_frames} frames = {visit_frames / model.config.tubelet_
       f"the last visit is time slice {t_slices - 1} (of 0 .. {t_slices - 1})")
 
 # %% [markdown]
-# A clip the model has never seen (the training and test streams use other seeds), classified:
+# A clip the model has never seen (stream 7; training used stream 0, validation 1, the tests 2024),
+# classified:
 
 # %%
 clip = make_visit_clip(seed=7, index=3)
