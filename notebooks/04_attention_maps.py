@@ -200,13 +200,16 @@ display(viz.plot_attention_distance(distances, uniform=uniform))
 print("mean over heads, per layer:")
 print("  space (px):   ", distances["space"].mean(1).round(1))
 print("  time (frames):", distances["time"].mean(1).round(1))
+print(f"range over all heads and layers: space {distances['space'].min():.1f} .. {distances['space'].max():.1f} px, "
+      f"time {distances['time'].min():.1f} .. {distances['time'].max():.1f} frames")
 print(f"uniform attention over all tubelets (the dashed line): space {uniform['space']:.1f} px, "
       f"time {uniform['time']:.1f} frames")
 
 # %% [markdown]
 # Heads near the dashed line look *globally* (or at least not preferentially near); heads well below it
 # look locally. In the ViT paper, early layers also have local heads and the distance grows with depth.
-# Compare the printed per-layer means with the printed uniform values: how does this small model
+# Compare the printed per-layer means and the range over heads with the printed uniform values (these
+# are the patch tokens' queries; the CLS row of section 1 is another matter): how does this small model
 # compare, and what does that say about where its local work happens (hint: notebook 2, section 3)?
 
 # %% [markdown]
