@@ -64,10 +64,10 @@ clip = make_visit_clip(seed=7, index=0)  # uint8 frames [16, 64, 64, 3] + ground
 T = len(clip.frames)
 visit_frames = [k * T // 4 + T // 8 for k in range(4)]  # one frame from the middle of each visit
 print(f"{T} frames; quadrants in the order visited: {[VISIT_LABELS[q] for q in clip.order]}; label {clip.label_name!r}")
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
+fig, axes = plt.subplots(1, 4, figsize=(11, 3.2))
 for k, (ax, f) in enumerate(zip(axes, visit_frames)):
     ax.imshow(clip.frames[f])
-    ax.set(title=f"frame {f}: visit {k + 1}, {VISIT_LABELS[clip.order[k]]}", xlabel="x (px)", ylabel="y (px)")
+    ax.set(title=f"frame {f}: visit {k + 1}\n{VISIT_LABELS[clip.order[k]]}", xlabel="x (px)", ylabel="y (px)")
 fig.suptitle(f"a generated clip: the last visit is {clip.label_name!r}, so that is its label")
 plt.tight_layout()
 plt.show()

@@ -265,7 +265,7 @@ for i in range(t):
     for j in range(t):
         if i != j:
             a1.text(j, i, f"{time_sim[i, j]:+.2f}", ha="center", va="center", color="w", fontsize=8)
-a1.set(title="time: cos(pos[t, y, x], pos[t', y, x])\n(same place, averaged over places; diagonal masked)",
+a1.set(title="time: cos(pos[t, y, x], pos[t', y, x])\n(same place, averaged over places)\ndiagonal masked",
        xlabel="time slice t'", ylabel="time slice t", xticks=range(t), yticks=range(t))
 fig.colorbar(im1, ax=a1, label="cosine similarity")
 plt.tight_layout()
