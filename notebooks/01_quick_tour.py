@@ -35,7 +35,7 @@ import numpy as np
 from IPython.display import Image, display
 
 import minivivit
-from minivivit.data import make_clip
+from minivivit.data import VISIT_LABELS, make_visit_batch, make_visit_clip
 from minivivit.explain import viz
 from minivivit.video import read_video
 from minivivit.video.preprocess import preprocess_for
@@ -47,20 +47,28 @@ workdir = Path(scratch.name)  # everything this notebook writes goes here
 # ## 1. The bundled model and a generated clip
 #
 # `minivivit.load()` with no argument loads `weights/vivit-demo.safetensors`: a small ViViT
-# (a few layers, 16 frames of 64×64) trained to tell which way a small object moves. `minivivit.data`
-# makes such clips on the fly — seeded, so everyone sees the same pixels.
+# (its size is printed below) trained on the **visits** task. A small bright object visits the four
+# quadrants of the frame one after another, a quarter of the clip in each, in a random order; the
+# label is the quadrant of the *last* visit. Every clip shows the object in all four quadrants, so the
+# model has to know both *where* (which quadrant) and *when* (which visit is last) each piece of the
+# clip is. `minivivit.data.make_visit_clip` makes such clips on the fly — seeded, so everyone sees
+# the same pixels.
 
 # %%
 model = minivivit.load()
 print(model)
 print("labels:", model.labels)
+assert tuple(model.labels) == VISIT_LABELS
 
-clip = make_clip(seed=7, index=0)  # uint8 frames [16, 64, 64, 3] + ground truth
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
-for ax, f in zip(axes, (0, 5, 10, 15)):
+clip = make_visit_clip(seed=7, index=0)  # uint8 frames [16, 64, 64, 3] + ground truth
+T = len(clip.frames)
+visit_frames = [k * T // 4 + T // 8 for k in range(4)]  # one frame from the middle of each visit
+print(f"{T} frames; quadrants in the order visited: {[VISIT_LABELS[q] for q in clip.order]}; label {clip.label_name!r}")
+fig, axes = plt.subplots(1, 4, figsize=(11, 3.2))
+for k, (ax, f) in enumerate(zip(axes, visit_frames)):
     ax.imshow(clip.frames[f])
-    ax.set(title=f"frame {f}", xlabel="x (px)", ylabel="y (px)")
-fig.suptitle(f"a generated clip: the object moves {clip.label_name!r}")
+    ax.set(title=f"frame {f}: visit {k + 1}\n{VISIT_LABELS[clip.order[k]]}", xlabel="x (px)", ylabel="y (px)")
+fig.suptitle(f"a generated clip: the last visit is {clip.label_name!r}, so that is its label")
 plt.tight_layout()
 plt.show()
 
@@ -109,7 +117,7 @@ else:
     print("your top_k is right: ✓")
     show_top_k = top_k
 for label, p in expected:
-    print(f"  {label:8s} {p:6.1%}")
+    print(f"  {label:12s} {p:6.1%}")
 print(f"(the demo model has {len(model.labels)} classes, so top-5 shows at most that many)")
 
 # %% [markdown]
@@ -117,8 +125,9 @@ print(f"(the demo model has {len(model.labels)} classes, so top-5 shows at most 
 #
 # `read_video` decodes mp4/webm/avi/... (PyAV), GIFs and folders of frames, and samples the frames
 # the model needs. We write the clip as an H.264 mp4 first — lossy, so the pixels change a little.
-# To try your own video, set `MY_VIDEO` below. (The demo model only knows moving blobs; for real
-# videos convert the pretrained Kinetics-400 ViViT-B as in the README.)
+# To try your own video, set `MY_VIDEO` below. (The demo model only knows the visits task — which
+# quadrant a small bright object visits last; for real videos convert the pretrained Kinetics-400
+# ViViT-B as in the README.)
 
 # %%
 import av
@@ -154,14 +163,25 @@ if MY_VIDEO:
 # The classifier reads only the CLS token, so a first picture is what CLS reads in the last layer:
 # the CLS row of the last attention map, averaged over heads — one number per token, the share of
 # CLS's attention on each tubelet (`output_attentions="cls"` returns only those rows). `viz` draws it
-# over the frames — one box per tubelet — as an animated GIF. (Notebook 4 shows why one layer's
-# map is only part of the story, and chains the layers with *rollout*, which `minivivit demo` and
-# `minivivit attention clip.mp4 --out a.gif` draw.)
+# over the frames — one box per tubelet — as an animated GIF. The cell first prints the demo model's
+# tubelet size and grid (time slices × rows × columns), read from `model.config`, and checks that one
+# time slice is exactly one visit. (Notebook 4 shows why one layer's map is only part of the story,
+# and chains the layers with *rollout*, which `minivivit demo` and `minivivit attention clip.mp4
+# --out a.gif` draw.)
 
 # %%
+t, h, w = model.config.grid
+print(f"tubelets of {model.config.tubelet_size} (frames, rows, columns) -> grid (t, h, w) = {model.config.grid}: "
+      f"{model.config.num_patches} tubelets + CLS; one time slice = {model.config.tubelet_size[0]} frames")
+assert T // 4 == model.config.tubelet_size[0] and t == 4  # a visit is T/4 frames: time slice k = visit k + 1
 last = model(pixel_values, output_attentions="cls").attentions[-1]  # [1, heads, N]: CLS rows of the last layer
 cls_reads = last.mean(axis=1)  # [1, N], heads averaged; CLS first, sums to 1
+assert cls_reads.shape[1] == 1 + t * h * w
 print(f"{cls_reads.shape[1]} tokens; CLS's share on itself {cls_reads[0, 0]:.2f}, on the busiest tubelet {cls_reads[0, 1:].max():.3f}")
+busiest = np.unravel_index(cls_reads[0, 1:].argmax(), (t, h, w))  # (time slice, row, column) of that tubelet
+print(f"the busiest tubelet is at (t, y, x) = {tuple(int(i) for i in busiest)}: frames "
+      f"{busiest[0] * model.config.tubelet_size[0]}-{(busiest[0] + 1) * model.config.tubelet_size[0] - 1} "
+      f"(visit {busiest[0] + 1}, {VISIT_LABELS[clip.order[busiest[0]]]}); the label is {clip.label_name!r}")
 gif = viz.save_attention_gif(clip.frames, cls_reads[0], model.config, workdir / "attention.gif", dpi=60,
                              label="last layer's CLS attention")
 print("wrote", gif, f"({gif.stat().st_size / 1e3:.0f} kB); the animation:")
@@ -203,15 +223,14 @@ else:
 # %% [markdown]
 # ## Final check
 #
-# The bundled model on 8 fresh clips, and (with the dev extra) the converted checkpoint against
-# HF's own forward pass.
+# The bundled model on 16 fresh clips of the visits task, and (with the dev extra) the converted
+# checkpoint against HF's own forward pass.
 
 # %%
-fresh = [make_clip(seed=11, index=i) for i in range(8)]
-batch = np.stack([c.frames for c in fresh])  # [8, T, H, W, 3]
-predicted = model(preprocess_for(model.config, batch)).logits.argmax(-1)  # [8]
-accuracy = (predicted == np.array([c.label for c in fresh])).mean()
-print(f"demo model accuracy on 8 fresh clips: {accuracy:.0%}")
+batch, fresh_labels, _ = make_visit_batch(16, seed=11)  # uint8 [16, T, H, W, 3], labels [16]
+predicted = model(preprocess_for(model.config, batch)).logits.argmax(-1)  # [16]
+accuracy = (predicted == fresh_labels).mean()
+print(f"demo model accuracy on {len(batch)} fresh clips: {accuracy:.0%} (chance {1 / len(VISIT_LABELS):.0%})")
 assert accuracy >= 0.75
 if has_hf:
     x = np.random.default_rng(0).standard_normal((2, 4, 3, 32, 32)).astype(np.float32)
