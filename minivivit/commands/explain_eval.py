@@ -20,9 +20,9 @@ def add_parser(sub):
             "(set to 0 in the model's input, the processor's mean pixel) in order of decreasing relevance (positive "
             "test: a faithful map makes the predicted class's logit and the accuracy fall fast, lower area is better) "
             "and of increasing relevance (negative test: higher area is better), at fractions 0, 0.1, ..., 1; a random "
-            "order is the baseline. Without DATA the clips are generated (minivivit.data.make_visit_clip: the demo model's task, "
-            "labels known) from --seed; DATA is a folder of videos (labels from a parent folder named like a class, "
-            "else the clean prediction counts as correct)."
+            "order is the baseline. Without DATA the clips are generated (minivivit.data.make_visit_clip: the demo "
+            "model's task, labels known) from --seed; DATA is a folder of videos (labels from a parent folder named "
+            "like a class, else the clean prediction counts as correct)."
         ),
         epilog=(
             "writes DIR/faithfulness.csv (areas per method), DIR/curves.csv (every point), DIR/faithfulness.md (the "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_sanity import CLIPS, object_tubelets, spearman  # noqa: E402
+from test_sanity import CLIPS, last_visit_tubelets, object_tubelets, spearman  # noqa: E402
 
 import minivivit  # noqa: E402
 from minivivit.checkpoint import default_weights  # noqa: E402
@@ -32,10 +32,7 @@ def main():
         for k in clips:
             x = preprocess_for(c, k.frames)
             e = explain(model, x, m)
-            obj = object_tubelets(c, k.masks)
-            last = obj.reshape(c.grid).copy()
-            last[:-1] = False  # the last time slice: the last visit
-            last = last.ravel()
+            obj, last = object_tubelets(c, k.masks), last_visit_tubelets(c, k.masks)  # bool [P] each
             pos = np.maximum(e.relevance[0], 0)
             other = (int(e.target[0]) + 1) % c.num_labels
             rows.append((spearman(e.relevance[0], explain(rand, x, m, target=int(e.target[0])).relevance[0]),

@@ -48,6 +48,13 @@ def object_tubelets(config, masks):
     return masks[:t * tt].reshape(t, tt, h, ph, w, pw).any(axis=(1, 3, 5)).ravel()
 
 
+def last_visit_tubelets(config, masks):
+    """bool [P]: object_tubelets of the last time slice only (the last visit, which decides the label)."""
+    last = object_tubelets(config, masks).reshape(config.grid)  # [t, h, w]
+    last[:-1] = False
+    return last.ravel()
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_model_randomisation_changes_the_maps(demo, method):
     model, clips = demo
@@ -67,9 +74,7 @@ def test_planted_evidence_gets_most_of_the_relevance(demo, method):
         e = explain(model, x, method)
         assert e.target[0] == clip.label, "the demo model should get its own task right on these clips"
         obj = object_tubelets(model.config, clip.masks)  # [P], token order: time slice is the slowest axis
-        last = obj.reshape(model.config.grid).copy()
-        last[:-1] = False  # only the last time slice: the last visit, which decides the label
-        last = last.ravel()
+        last = last_visit_tubelets(model.config, clip.masks)  # [P]
         pos = np.maximum(e.relevance[0], 0)
         shares.append(pos[obj].sum() / pos.sum())
         base.append(obj.mean())
